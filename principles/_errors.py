@@ -51,7 +51,9 @@ class SelfApproval(PolicyViolation):
     code = "self-approval"
 
     def __init__(self, amendment_id: int, actor: str) -> None:
-        super().__init__(f"{actor} may not approve amendment {amendment_id}: they proposed or edited it")
+        super().__init__(
+            f"{actor} may not approve amendment {amendment_id}: they proposed or edited it"
+        )
         self.amendment_id = amendment_id
         self.actor = actor
 

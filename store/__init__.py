@@ -1,0 +1,11 @@
+"""Charter's persistence: the `Store` API over SQLite or PostgreSQL.
+
+Guarantees: migrations are applied on open; versions, revisions, reviews and audit events are
+append-only in the database itself; every state change and its audit event commit together.
+"""
+
+from store._engine import DatabaseError
+from store._seed_files import read_seed
+from store._store import DEFAULT, Store
+
+__all__ = ["DEFAULT", "DatabaseError", "Store", "read_seed"]

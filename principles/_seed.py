@@ -1,0 +1,142 @@
+"""Constitution files: parse and render the Markdown and YAML seed formats (pure text).
+
+Markdown: optional YAML front matter (`name`, `description`), then one level-1 heading per
+principle, `# <id>: <title>`, with `[entrenched]` at the end of the heading line for an
+entrenched principle; the text is everything up to the next such heading.
+
+YAML: `{name, description, principles: [{id, title, text, entrenched}]}`. JSON: the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from principles._errors import InvalidPrinciple
+from principles._models import Principle
+
+SeedFormat = Literal["md", "yaml", "json"]
+_HEADING = re.compile(r"^#\s+(?P<id>\S+?)\s*:\s*(?P<title>.+?)\s*(?P<flag>\[entrenched\])?\s*$")
+
+
+class Seed(BaseModel):
+    """A whole constitution as a file holds it: a name and its principles in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(default="default", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    description: str = ""
+    principles: tuple[Principle, ...] = Field(min_length=1)
+
+    @field_validator("principles")
+    @classmethod
+    def _unique(cls, value: tuple[Principle, ...]) -> tuple[Principle, ...]:
+        seen: set[str] = set()
+        for p in value:
+            if p.id in seen:
+                raise ValueError(f"principle id {p.id!r} appears twice")
+            seen.add(p.id)
+        return value
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+def _build(data: Any) -> Seed:
+    if not isinstance(data, dict):
+        raise InvalidPrinciple("a constitution file must hold a mapping with `principles`")
+    try:
+        return Seed.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPrinciple(f"invalid constitution: {_first_error(exc)}") from exc
+
+
+def parse_markdown(text: str) -> Seed:
+    meta: dict[str, Any] = {}
+    body = text
+    if text.startswith("---"):
+        parts = text.split("\n---", 1)
+        if len(parts) != 2:
+            raise InvalidPrinciple("front matter opened with --- is never closed")
+        try:
+            loaded = yaml.safe_load(parts[0].removeprefix("---")) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidPrinciple(f"front matter is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidPrinciple("front matter must be a mapping")
+        meta = loaded
+        body = parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    principles: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    lines: list[str] = []
+    for n, line in enumerate(body.splitlines(), start=1):
+        if line.startswith("# "):
+            match = _HEADING.match(line)
+            if not match:
+                raise InvalidPrinciple(f"line {n}: a heading must read `# <id>: <title>`")
+            if current is not None:
+                current["text"] = "\n".join(lines).strip()
+                principles.append(current)
+            current = {
+                "id": match["id"],
+                "title": match["title"],
+                "entrenched": match["flag"] is not None,
+            }
+            lines = []
+        elif current is None:
+            if line.strip() and not line.startswith("<!--"):
+                raise InvalidPrinciple(f"line {n}: text before the first `# <id>: <title>` heading")
+        else:
+            lines.append(line)
+    if current is not None:
+        current["text"] = "\n".join(lines).strip()
+        principles.append(current)
+    return _build({**meta, "principles": principles})
+
+
+def parse_seed(text: str, fmt: SeedFormat) -> Seed:
+    """Parse a constitution file's text; raises InvalidPrinciple with the first problem."""
+    if fmt == "md":
+        return parse_markdown(text)
+    try:
+        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidPrinciple(f"not valid {fmt.upper()}: {exc}") from exc
+    return _build(data)
+
+
+def format_for(path: str) -> SeedFormat:
+    lower = path.lower()
+    if lower.endswith((".yaml", ".yml")):
+        return "yaml"
+    if lower.endswith(".json"):
+        return "json"
+    return "md"
+
+
+def render_seed(
+    name: str, principles: Sequence[Principle], fmt: SeedFormat, description: str = ""
+) -> str:
+    """Render principles in a seed format; `parse_seed(render_seed(...))` round-trips."""
+    if fmt == "md":
+        head = {"name": name, **({"description": description} if description else {})}
+        out = ["---", yaml.safe_dump(head, sort_keys=False).strip(), "---", ""]
+        for p in principles:
+            flag = " [entrenched]" if p.entrenched else ""
+            out += [f"# {p.id}: {p.title}{flag}", "", p.text, ""]
+        return "\n".join(out)
+    data = {
+        "name": name,
+        "description": description,
+        "principles": [p.model_dump() for p in principles],
+    }
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

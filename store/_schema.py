@@ -1,0 +1,201 @@
+"""Tables, declared as typed SQLAlchemy 2 ORM classes. Queries use their Core tables.
+
+Append-only tables (versions, revisions, revision entries, reviews, audit events) are
+protected by database triggers created in the migrations; mutable rows are pointers (a
+constitution's head, labels), amendment status and the LM-call cache.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+APPEND_ONLY = ("principle_versions", "revisions", "revision_entries", "reviews", "audit_events")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class ConstitutionRow(Base):
+    __tablename__ = "constitutions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    head: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ActorRow(Base):
+    __tablename__ = "actors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+
+
+class VersionRow(Base):
+    __tablename__ = "principle_versions"
+    __table_args__ = (
+        UniqueConstraint("constitution_id", "principle_id", "number", name="uq_version_number"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constitution_id: Mapped[int] = mapped_column(ForeignKey("constitutions.id"))
+    principle_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    entrenched: Mapped[bool] = mapped_column(Boolean)
+    author: Mapped[str] = mapped_column(String(120))
+    rationale: Mapped[str] = mapped_column(Text)
+    amendment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    parent_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RevisionRow(Base):
+    __tablename__ = "revisions"
+    __table_args__ = (
+        UniqueConstraint("constitution_id", "number", name="uq_revision_number"),
+        Index("ix_revisions_time", "constitution_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constitution_id: Mapped[int] = mapped_column(ForeignKey("constitutions.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    author: Mapped[str] = mapped_column(String(120))
+    message: Mapped[str] = mapped_column(Text)
+    amendment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime]
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class EntryRow(Base):
+    """Which version of each principle a revision holds (the snapshot)."""
+
+    __tablename__ = "revision_entries"
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"), primary_key=True)
+    principle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("principle_versions.id"))
+
+
+class LabelRow(Base):
+    __tablename__ = "labels"
+    constitution_id: Mapped[int] = mapped_column(ForeignKey("constitutions.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class AmendmentRow(Base):
+    __tablename__ = "amendments"
+    __table_args__ = (Index("ix_amendments_status", "constitution_id", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constitution_id: Mapped[int] = mapped_column(ForeignKey("constitutions.id"))
+    op: Mapped[str] = mapped_column(String(16))
+    principle_id: Mapped[str] = mapped_column(String(64))
+    merge_from: Mapped[list[Any]]
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    entrenched: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    rationale: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[Any]]
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    base_revision: Mapped[int] = mapped_column(Integer)
+    proposer: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16))
+    edit: Mapped[int] = mapped_column(Integer, default=0)
+    editors: Mapped[list[Any]]
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    applied_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReviewRow(Base):
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amendment_id: Mapped[int] = mapped_column(ForeignKey("amendments.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(120))
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text)
+    edit: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class CallCacheRow(Base):
+    """LM-call cache: request hash -> reply, so a resumed run replays instead of re-generating."""
+
+    __tablename__ = "lm_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+constitutions: Table = cast(Table, ConstitutionRow.__table__)
+actors: Table = cast(Table, ActorRow.__table__)
+versions: Table = cast(Table, VersionRow.__table__)
+revisions: Table = cast(Table, RevisionRow.__table__)
+entries: Table = cast(Table, EntryRow.__table__)
+labels: Table = cast(Table, LabelRow.__table__)
+amendments: Table = cast(Table, AmendmentRow.__table__)
+reviews: Table = cast(Table, ReviewRow.__table__)
+audit: Table = cast(Table, AuditRow.__table__)
+lm_cache: Table = cast(Table, CallCacheRow.__table__)

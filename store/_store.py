@@ -1,0 +1,544 @@
+"""`Store`: the only way into Charter's database.
+
+Every method is one transaction. Writes take the write lock (SQLite `BEGIN IMMEDIATE`,
+PostgreSQL advisory lock), check the governance policy against the state they read under
+that lock, write the change and its audit event, and commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from principles import (
+    SYSTEM,
+    Actor,
+    Amendment,
+    AmendmentDraft,
+    Anchor,
+    AuditEvent,
+    BlameLine,
+    Change,
+    Constitution,
+    Decision,
+    Evaluation,
+    InvalidAmendment,
+    InvalidInput,
+    Label,
+    NotFound,
+    Policy,
+    PolicyViolation,
+    PrincipleVersion,
+    Revision,
+    Seed,
+    StaleAmendment,
+    VerifyReport,
+    blame,
+    check_apply,
+    check_edit,
+    check_open,
+    check_rebase,
+    check_review,
+    entrenched_touched,
+    is_approved,
+    plan_changes,
+    utcnow,
+)
+from store import _audit, _engine, _queries, _writes
+from store._schema import amendments, labels, lm_cache, reviews
+
+T = TypeVar("T")
+DEFAULT = "default"
+
+
+class Store:
+    """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
+
+    Opening applies pending migrations. `policy` holds the configurable governance rules.
+    """
+
+    def __init__(self, url: str, *, policy: Policy | None = None, migrate: bool = True) -> None:
+        self.url = _engine.normalise_url(url)
+        self.engine = _engine.create(self.url)
+        self.policy = policy or Policy()
+        if migrate:
+            _engine.migrate(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        return _engine.read(self.engine, fn)
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        return _engine.write(self.engine, fn)
+
+    @staticmethod
+    def _cid(conn: Connection, name: str) -> int:
+        return int(_queries.constitution_row(conn, name).id)
+
+    @staticmethod
+    def _head(conn: Connection, name: str) -> Constitution:
+        row = _queries.constitution_row(conn, name)
+        if row.head is None:
+            raise NotFound("revision", "head")
+        return _queries.snapshot(conn, row.id, name, row.head)
+
+    # -- constitutions -------------------------------------------------------------------
+
+    def init(self, seed: Seed, actor: Actor = SYSTEM, *, message: str = "") -> Revision:
+        """Create constitution `seed.name` with revision 1 holding the seed's principles."""
+
+        def run(conn: Connection) -> Revision:
+            if seed.name in _queries.constitution_names(conn):
+                raise InvalidInput(f"constitution {seed.name!r} already exists")
+            _writes.ensure_actor(conn, actor)
+            cid = _writes.create_constitution(conn, seed.name, seed.description, actor)
+            changes = [Change(principle_id=p.id, principle=p) for p in seed.principles]
+            return _writes.commit(
+                conn, cid, seed.name, changes, actor, message or "initial constitution"
+            )
+
+        return self._write(run)
+
+    def constitutions(self) -> list[str]:
+        return self._read(_queries.constitution_names)
+
+    def exists(self, name: str = DEFAULT) -> bool:
+        return name in self.constitutions()
+
+    # -- reading history -----------------------------------------------------------------
+
+    def resolve(self, ref: int | str, name: str = DEFAULT) -> int:
+        """A revision number, `head` or a label -> a revision number."""
+        return self._read(lambda c: _queries.resolve_revision(c, self._cid(c, name), ref))
+
+    def constitution(
+        self, name: str = DEFAULT, *, at: int | str | None = None, as_of: datetime | None = None
+    ) -> Constitution:
+        """The constitution at revision/label `at`, as of time `as_of`, or at the head."""
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidInput("--as-of needs a timezone (e.g. 2026-11-26T12:00:00Z)")
+
+        def run(conn: Connection) -> Constitution:
+            cid = self._cid(conn, name)
+            if as_of is not None:
+                number = _queries.revision_as_of(conn, cid, as_of)
+            else:
+                number = _queries.resolve_revision(conn, cid, "head" if at is None else at)
+            return _queries.snapshot(conn, cid, name, number)
+
+        return self._read(run)
+
+    def principle(
+        self, principle_id: str, version: int | None = None, name: str = DEFAULT
+    ) -> PrincipleVersion:
+        """A version of a principle; without `version`, its latest (retired or not)."""
+        return self._read(lambda c: _queries.version(c, self._cid(c, name), principle_id, version))
+
+    def history(self, principle_id: str, name: str = DEFAULT) -> list[PrincipleVersion]:
+        return self._read(lambda c: _queries.history(c, self._cid(c, name), principle_id))
+
+    def blame(
+        self, principle_id: str, version: int | None = None, name: str = DEFAULT
+    ) -> list[BlameLine]:
+        versions = self.history(principle_id, name)
+        if version is not None:
+            if not any(v.number == version for v in versions):
+                raise NotFound("principle version", f"{principle_id}@{version}")
+            versions = [v for v in versions if v.number <= version]
+        return blame(versions)
+
+    def revisions(self, name: str = DEFAULT, limit: int | None = None) -> list[Revision]:
+        """Newest first."""
+        return self._read(lambda c: _queries.revision_list(c, self._cid(c, name), name, limit))
+
+    def revision(self, ref: int | str, name: str = DEFAULT) -> Revision:
+        def run(conn: Connection) -> Revision:
+            cid = self._cid(conn, name)
+            number = _queries.resolve_revision(conn, cid, ref)
+            return _queries.to_revision(conn, name, _queries.revision_row(conn, cid, number))
+
+        return self._read(run)
+
+    def search(self, text: str, name: str = DEFAULT, limit: int = 50) -> list[PrincipleVersion]:
+        """Versions (any, not only current) whose title or text contains `text`."""
+        if not text.strip():
+            raise InvalidInput("search for what? the query is empty")
+        return self._read(lambda c: _queries.search(c, self._cid(c, name), text, limit))
+
+    def labels(self, name: str = DEFAULT) -> list[Label]:
+        return self._read(lambda c: _queries.label_list(c, self._cid(c, name), name))
+
+    # -- direct changes ------------------------------------------------------------------
+
+    def commit(
+        self, changes: list[Change], author: Actor, message: str, name: str = DEFAULT
+    ) -> Revision:
+        """Commit changes without an amendment: only the system or a human admin may."""
+        if not (author.kind == "system" or (author.kind == "human" and "admin" in author.roles)):
+            raise PolicyViolation("direct commits need the system or a human admin")
+
+        def run(conn: Connection) -> Revision:
+            _writes.ensure_actor(conn, author)
+            return _writes.commit(conn, self._cid(conn, name), name, changes, author, message)
+
+        return self._write(run)
+
+    def revert(
+        self, to: int | str, actor: Actor, name: str = DEFAULT, message: str = ""
+    ) -> Revision:
+        """A new head revision whose content equals revision `to`; history is kept."""
+        if actor.kind not in ("human", "system"):
+            raise PolicyViolation("only a person or the system may revert the constitution")
+
+        def run(conn: Connection) -> Revision:
+            cid = self._cid(conn, name)
+            number = _queries.resolve_revision(conn, cid, to)
+            target = _queries.snapshot(conn, cid, name, number)
+            head = self._head(conn, name)
+            changes = [
+                Change(principle_id=p.principle_id, principle=p.as_principle())
+                for p in target.principles
+                if (h := head.get(p.principle_id)) is None or h.hash != p.hash
+            ] + [
+                Change(principle_id=p.principle_id, principle=None)
+                for p in head.principles
+                if target.get(p.principle_id) is None
+            ]
+            if not changes:
+                raise InvalidInput(f"the head already equals revision {number}")
+            _writes.ensure_actor(conn, actor)
+            return _writes.commit(
+                conn,
+                cid,
+                name,
+                changes,
+                actor,
+                message or f"revert to revision {number}",
+                rationale=f"revert to revision {number}",
+                audit_payload={"reverted_to": number},
+            )
+
+        return self._write(run)
+
+    def set_label(self, label: str, to: int | str, actor: Actor, name: str = DEFAULT) -> Label:
+        """Point `label` at a revision (created if new); the move is audited."""
+        Label(name=label, constitution=name, revision=1, updated_at=utcnow())  # validates name
+        if label == "head":
+            raise InvalidInput("`head` is reserved: it always names the newest revision")
+
+        def run(conn: Connection) -> Label:
+            cid = self._cid(conn, name)
+            number = _queries.resolve_revision(conn, cid, to)
+            old = conn.scalar(
+                select(labels.c.revision).where(
+                    labels.c.constitution_id == cid, labels.c.name == label
+                )
+            )
+            now = utcnow()
+            if old is None:
+                conn.execute(
+                    insert(labels).values(
+                        constitution_id=cid, name=label, revision=number, updated_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    update(labels)
+                    .where(labels.c.constitution_id == cid, labels.c.name == label)
+                    .values(revision=number, updated_at=now)
+                )
+            _audit.append(
+                conn, actor.ref, "label.set", f"label:{name}/{label}", {"from": old, "to": number}
+            )
+            return Label(name=label, constitution=name, revision=number, updated_at=now)
+
+        return self._write(run)
+
+    def delete_label(self, label: str, actor: Actor, name: str = DEFAULT) -> None:
+        def run(conn: Connection) -> None:
+            cid = self._cid(conn, name)
+            gone = conn.execute(
+                delete(labels).where(labels.c.constitution_id == cid, labels.c.name == label)
+            )
+            if gone.rowcount != 1:
+                raise NotFound("label", label)
+            _audit.append(conn, actor.ref, "label.delete", f"label:{name}/{label}", {})
+
+        self._write(run)
+
+    # -- amendments ----------------------------------------------------------------------
+
+    def amendments(
+        self, name: str = DEFAULT, *, status: str | None = None, run_id: int | None = None
+    ) -> list[Amendment]:
+        return self._read(
+            lambda c: _queries.amendment_list(c, self._cid(c, name), name, status, run_id)
+        )
+
+    def amendment(self, amendment_id: int) -> Amendment:
+        return self._read(lambda c: self._amendment(c, amendment_id))
+
+    @staticmethod
+    def _amendment(conn: Connection, amendment_id: int) -> Amendment:
+        row = _queries.amendment_row(conn, amendment_id)
+        from store._schema import constitutions
+
+        name = conn.scalar(
+            select(constitutions.c.name).where(constitutions.c.id == row.constitution_id)
+        )
+        return _queries.to_amendment(conn, str(name), row)
+
+    def propose(
+        self,
+        draft: AmendmentDraft,
+        proposer: Actor,
+        name: str = DEFAULT,
+        *,
+        supersedes: int | None = None,
+    ) -> Amendment:
+        """Store a proposal based on the current head; it must apply cleanly to the head."""
+
+        def run(conn: Connection) -> Amendment:
+            old = None
+            if supersedes is not None:
+                old = self._amendment(conn, supersedes)
+                check_open(old)
+            _writes.ensure_actor(conn, proposer)
+            return _writes.propose(
+                conn,
+                self._cid(conn, name),
+                name,
+                self._head(conn, name),
+                self.policy,
+                draft,
+                proposer,
+                old,
+            )
+
+        return self._write(run)
+
+    def review(
+        self, amendment_id: int, reviewer: Actor, decision: Decision, comment: str = ""
+    ) -> Amendment:
+        """Record an approval, rejection or comment; quorum moves proposed -> approved."""
+        if decision == "reject" and not comment.strip():
+            raise InvalidInput("a rejection needs a reason")
+
+        def run(conn: Connection) -> Amendment:
+            amendment = self._amendment(conn, amendment_id)
+            check_review(amendment, reviewer, decision)
+            _writes.ensure_actor(conn, reviewer)
+            conn.execute(
+                insert(reviews).values(
+                    amendment_id=amendment_id,
+                    reviewer=reviewer.ref,
+                    decision=decision,
+                    comment=comment,
+                    edit=amendment.edit,
+                    created_at=utcnow(),
+                )
+            )
+            _audit.append(
+                conn,
+                reviewer.ref,
+                f"review.{decision}",
+                f"amendment:{amendment_id}",
+                {"edit": amendment.edit, "comment": comment},
+            )
+            updated = self._amendment(conn, amendment_id)
+            if decision == "reject":
+                _writes.set_status(conn, updated, "rejected", reviewer)
+            elif decision == "approve":
+                head = self._head(conn, amendment.constitution)
+                entrenched = bool(entrenched_touched(head, amendment.draft))
+                if is_approved(self.policy, updated, entrenched):
+                    _writes.set_status(conn, updated, "approved", reviewer)
+            return self._amendment(conn, amendment_id)
+
+        return self._write(run)
+
+    def approve(self, amendment_id: int, reviewer: Actor, comment: str = "") -> Amendment:
+        return self.review(amendment_id, reviewer, "approve", comment)
+
+    def reject(self, amendment_id: int, reviewer: Actor, reason: str) -> Amendment:
+        return self.review(amendment_id, reviewer, "reject", reason)
+
+    def comment(self, amendment_id: int, actor: Actor, text: str) -> Amendment:
+        if not text.strip():
+            raise InvalidInput("the comment is empty")
+        return self.review(amendment_id, actor, "comment", text)
+
+    def edit(
+        self,
+        amendment_id: int,
+        editor: Actor,
+        *,
+        title: str | None = None,
+        text: str | None = None,
+        rationale: str | None = None,
+    ) -> Amendment:
+        """Change a pending amendment's title, text or rationale; voids its approvals."""
+
+        def run(conn: Connection) -> Amendment:
+            amendment = self._amendment(conn, amendment_id)
+            check_edit(amendment, editor)
+            if amendment.draft.op == "retire" and (title or text):
+                raise InvalidAmendment("a retire has no title or text to edit")
+            updates: dict[str, Any] = {
+                k: v
+                for k, v in {"title": title, "text": text, "rationale": rationale}.items()
+                if v is not None
+            }
+            if not updates:
+                raise InvalidInput("nothing to edit: give a new title, text or rationale")
+            try:
+                draft = AmendmentDraft.model_validate({**amendment.draft.model_dump(), **updates})
+            except ValueError as exc:
+                raise InvalidAmendment(str(exc).splitlines()[-1].strip()) from exc
+            plan_changes(self._head(conn, amendment.constitution), draft)
+            editors = sorted({*amendment.editors, editor.ref})
+            _writes.ensure_actor(conn, editor)
+            conn.execute(
+                update(amendments)
+                .where(amendments.c.id == amendment_id, amendments.c.edit == amendment.edit)
+                .values(
+                    title=draft.title,
+                    text=draft.text,
+                    rationale=draft.rationale,
+                    edit=amendment.edit + 1,
+                    editors=editors,
+                    status="proposed",
+                    updated_at=utcnow(),
+                )
+            )
+            _audit.append(
+                conn,
+                editor.ref,
+                "amendment.edit",
+                f"amendment:{amendment_id}",
+                {
+                    "edit": amendment.edit + 1,
+                    "before": {k: getattr(amendment.draft, k) for k in updates},
+                    "after": updates,
+                    "voided_approvals": len(amendment.current_approvals),
+                },
+            )
+            return self._amendment(conn, amendment_id)
+
+        return self._write(run)
+
+    def record_evaluation(
+        self, amendment_id: int, evaluation: Evaluation, actor: Actor
+    ) -> Amendment:
+        def run(conn: Connection) -> Amendment:
+            amendment = self._amendment(conn, amendment_id)
+            check_open(amendment)
+            conn.execute(
+                update(amendments)
+                .where(amendments.c.id == amendment_id)
+                .values(evaluation=evaluation.model_dump(mode="json"), updated_at=utcnow())
+            )
+            _audit.append(
+                conn,
+                actor.ref,
+                "amendment.evaluate",
+                f"amendment:{amendment_id}",
+                evaluation.model_dump(mode="json"),
+            )
+            return self._amendment(conn, amendment_id)
+
+        return self._write(run)
+
+    def apply(self, amendment_id: int, actor: Actor, *, autonomous: bool = False) -> Revision:
+        """Apply an approved amendment (or, autonomously, a gated one) as a new head revision.
+
+        If the head moved since the amendment's base and touched the same principles, the
+        amendment is marked stale (committed) and StaleAmendment is raised; if the head moved
+        elsewhere only, it is rebased onto the head and applied.
+        """
+
+        def run(conn: Connection) -> Revision | StaleAmendment:
+            amendment = self._amendment(conn, amendment_id)
+            name = amendment.constitution
+            cid = self._cid(conn, name)
+            head = self._head(conn, name)
+            entrenched = entrenched_touched(head, amendment.draft)
+            check_apply(self.policy, amendment, actor, entrenched, autonomous)
+            base = _queries.snapshot(conn, cid, name, amendment.base_revision)
+            rebase = check_rebase(base, head, amendment.draft)
+            if rebase.state == "stale":
+                _writes.set_status(conn, amendment, "stale", actor, applied_revision=None)
+                return StaleAmendment(
+                    amendment_id, rebase.base, rebase.head, list(rebase.conflicts)
+                )
+            _writes.ensure_actor(conn, actor)
+            revision = _writes.commit(
+                conn,
+                cid,
+                name,
+                plan_changes(head, amendment.draft),
+                actor,
+                f"amendment {amendment_id}: {amendment.draft.op} {amendment.draft.principle_id}",
+                amendment_id=amendment_id,
+                rationale=amendment.draft.rationale,
+            )
+            _writes.set_status(
+                conn,
+                amendment,
+                "applied",
+                actor,
+                applied_revision=revision.number,
+                **({"base_revision": head.revision} if rebase.state == "clean" else {}),
+            )
+            return revision
+
+        result = self._write(run)
+        if isinstance(result, StaleAmendment):
+            raise result
+        return result
+
+    # -- audit ---------------------------------------------------------------------------
+
+    def audit_log(
+        self, *, limit: int | None = None, after: int = 0, subject: str | None = None
+    ) -> list[AuditEvent]:
+        return self._read(lambda c: _audit.events(c, limit=limit, after=after, subject=subject))
+
+    def verify(self, anchor: Anchor | None = None) -> VerifyReport:
+        return self._read(lambda c: _audit.verify(c, anchor))
+
+    def anchor(self) -> Anchor:
+        return self._read(_audit.anchor)
+
+    # -- LM-call cache -------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> str | None:
+        return self._read(lambda c: c.scalar(select(lm_cache.c.value).where(lm_cache.c.key == key)))
+
+    def cache_put(self, key: str, value: str) -> None:
+        def run(conn: Connection) -> None:
+            ins = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(lm_cache)
+            conn.execute(
+                ins.values(key=key, value=value, created_at=utcnow()).on_conflict_do_nothing()
+            )
+
+        self._write(run)
