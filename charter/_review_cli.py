@@ -1,0 +1,238 @@
+"""CLI: amendments by hand (propose, list, show, approve, reject, edit, comment, apply)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charter._output import diff_text, emit_json, out, say, table
+from charter._settings import Settings
+from principles import (
+    Amendment,
+    AmendmentDraft,
+    InvalidAmendment,
+    InvalidInput,
+    Op,
+    unified_diff,
+)
+from store import Store
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    assert isinstance(ctx.obj, Settings)
+    return ctx.obj
+
+
+def _text(text: str | None, file: Path | None) -> str | None:
+    if text is not None and file is not None:
+        raise InvalidInput("give --text or --file, not both")
+    if file is None:
+        return text
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc}") from exc
+
+
+def amendment_diff(store: Store, a: Amendment) -> str:
+    """The amendment's change as a unified diff against the current head."""
+    head = store.constitution(a.constitution)
+    d = a.draft
+    parts = []
+    for pid in d.touched:
+        old = head.get(pid)
+        if pid == d.principle_id and d.op != "retire":
+            new_text = d.text if d.text is not None else (old.text if old else "")
+        else:
+            new_text = ""
+        parts.append(
+            unified_diff(
+                old.text if old else "",
+                new_text,
+                f"{pid}@{old.number}" if old else "/dev/null",
+                f"{pid} (proposed)" if new_text else "/dev/null",
+            )
+        )
+    return "\n".join(p for p in parts if p)
+
+
+def register(app: typer.Typer) -> None:
+    amend = typer.Typer(help="Amendments: propose, review and apply changes.", no_args_is_help=True)
+    app.add_typer(amend, name="amend")
+
+    @amend.command("propose")
+    def propose(
+        ctx: typer.Context,
+        op: Annotated[str, typer.Argument(help="add | revise | retire | merge")],
+        principle_id: Annotated[str, typer.Argument(help="target (or new) principle id")],
+        title: Annotated[str | None, typer.Option("--title")] = None,
+        text: Annotated[str | None, typer.Option("--text")] = None,
+        file: Annotated[
+            Path | None, typer.Option("--file", help="read the text from a file")
+        ] = None,
+        merge_from: Annotated[
+            list[str] | None, typer.Option("--merge-from", help="principles merged in (repeat)")
+        ] = None,
+        entrenched: Annotated[bool | None, typer.Option("--entrenched/--not-entrenched")] = None,
+        rationale: Annotated[str, typer.Option("--rationale", "-r")] = "",
+        supersedes: Annotated[int | None, typer.Option("--supersedes")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Propose a change; it waits for review."""
+        s = _settings(ctx)
+        if op not in ("add", "revise", "retire", "merge"):
+            raise InvalidAmendment(f"unknown op {op!r}: use add, revise, retire or merge")
+        op_: Op = op  # type: ignore[assignment]
+        try:
+            draft = AmendmentDraft(
+                op=op_,
+                principle_id=principle_id,
+                title=title,
+                text=_text(text, file),
+                merge_from=tuple(merge_from or ()),
+                entrenched=entrenched,
+                rationale=rationale,
+            )
+        except ValueError as exc:
+            raise InvalidAmendment(_first_line(exc)) from exc
+        with s.open() as store:
+            a = store.propose(draft, s.actor(), s.constitution, supersedes=supersedes)
+        if as_json:
+            emit_json(a)
+        say(f"amendment {a.id} proposed against revision {a.base_revision}")
+
+    @amend.command("list")
+    def amend_list(
+        ctx: typer.Context,
+        status: Annotated[str | None, typer.Option("--status")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Amendments, oldest first; filter with --status proposed|approved|..."""
+        s = _settings(ctx)
+        with s.open() as store:
+            found = store.amendments(s.constitution, status=status)
+        if as_json:
+            emit_json(found)
+            return
+        table(
+            "amendments",
+            ["id", "status", "op", "principle", "base", "proposer", "approvals", "gate"],
+            [
+                (
+                    a.id,
+                    a.status,
+                    a.draft.op,
+                    a.draft.principle_id,
+                    a.base_revision,
+                    a.proposer,
+                    len(a.current_approvals),
+                    f"{a.evaluation.before:.3f}->{a.evaluation.after:.3f}" if a.evaluation else "",
+                )
+                for a in found
+            ],
+        )
+
+    @amend.command("show")
+    def amend_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
+        """An amendment: its change as a diff against the head, evidence, gate and reviews."""
+        s = _settings(ctx)
+        with s.open() as store:
+            a = store.amendment(amendment_id)
+            diff = amendment_diff(store, a) if a.status in ("proposed", "approved") else ""
+        if as_json:
+            emit_json({"amendment": a, "diff": diff})
+            return
+        d = a.draft
+        out.print(
+            f"amendment {a.id}: {d.op} {d.principle_id} [{a.status}]", style="bold", markup=False
+        )
+        out.print(
+            f"proposed by {a.proposer} against revision {a.base_revision}; edit {a.edit}",
+            markup=False,
+        )
+        if d.merge_from:
+            out.print(f"merges: {', '.join(d.merge_from)}", markup=False)
+        if d.rationale:
+            out.print(f"rationale: {d.rationale}", markup=False)
+        if d.evidence:
+            out.print(f"evidence: {', '.join(d.evidence)}", markup=False)
+        if a.evaluation:
+            e = a.evaluation
+            out.print(
+                f"gate: {e.before:.3f} -> {e.after:.3f} ({e.delta:+.3f}), "
+                f"{'passed' if e.passed else 'failed'}",
+                markup=False,
+            )
+        if diff:
+            diff_text(diff)
+        for r in a.reviews:
+            out.print(
+                f"  {r.created_at:%Y-%m-%d %H:%M} {r.reviewer} {r.decision} (edit {r.edit})"
+                + (f": {r.comment}" if r.comment else ""),
+                markup=False,
+            )
+
+    @amend.command("approve")
+    def approve(
+        ctx: typer.Context,
+        amendment_id: int,
+        comment: Annotated[str, typer.Option("--comment", "-m")] = "",
+    ) -> None:
+        """Approve (you may not approve your own amendment)."""
+        s = _settings(ctx)
+        with s.open() as store:
+            a = store.approve(amendment_id, s.actor(), comment)
+        say(f"amendment {a.id} is {a.status} ({len(a.current_approvals)} approval(s))")
+
+    @amend.command("reject")
+    def reject(
+        ctx: typer.Context,
+        amendment_id: int,
+        reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
+    ) -> None:
+        """Reject with a reason."""
+        s = _settings(ctx)
+        with s.open() as store:
+            a = store.reject(amendment_id, s.actor(), reason)
+        say(f"amendment {a.id} is {a.status}")
+
+    @amend.command("edit")
+    def edit(
+        ctx: typer.Context,
+        amendment_id: int,
+        title: Annotated[str | None, typer.Option("--title")] = None,
+        text: Annotated[str | None, typer.Option("--text")] = None,
+        file: Annotated[Path | None, typer.Option("--file")] = None,
+        rationale: Annotated[str | None, typer.Option("--rationale")] = None,
+    ) -> None:
+        """Edit a pending amendment; earlier approvals no longer count."""
+        s = _settings(ctx)
+        with s.open() as store:
+            a = store.edit(
+                amendment_id, s.actor(), title=title, text=_text(text, file), rationale=rationale
+            )
+        say(f"amendment {a.id} edited (edit {a.edit}); it needs fresh approval")
+
+    @amend.command("comment")
+    def comment(ctx: typer.Context, amendment_id: int, text: str) -> None:
+        s = _settings(ctx)
+        with s.open() as store:
+            store.comment(amendment_id, s.actor(), text)
+        say(f"comment added to amendment {amendment_id}")
+
+    @amend.command("apply")
+    def apply(ctx: typer.Context, amendment_id: int) -> None:
+        """Apply an approved amendment as a new head revision (rebasing when clean)."""
+        s = _settings(ctx)
+        with s.open() as store:
+            r = store.apply(amendment_id, s.actor())
+        say(f"amendment {amendment_id} applied: revision {r.number}")
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    return lines[-1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)

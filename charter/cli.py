@@ -1,0 +1,73 @@
+"""The `charter` command: parses, calls library functions, prints. Nothing else lives here.
+
+Heavy libraries are never imported at module import time, so `charter --help` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from charter import _history_cli, _review_cli
+from charter._errors import EXIT_INTERNAL, exit_code
+from charter._output import fail, say
+from charter._settings import Settings
+from principles import CharterError
+
+app = typer.Typer(
+    name="charter",
+    help="A self-governing agent's constitution: versioned principles, amendments, review, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="SQLite file or database URL [env CHARTER_DB; charter.db]"),
+    ] = None,
+    constitution: Annotated[
+        str | None, typer.Option("--constitution", "-c", help="constitution name [default]")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", help="act as this person [env CHARTER_USER; login]")
+    ] = None,
+) -> None:
+    ctx.obj = Settings.resolve(db, constitution, user)
+
+
+_history_cli.register(app)
+_review_cli.register(app)
+
+
+def main() -> None:
+    """Entry point: user errors become one line and an exit code, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except CharterError as exc:
+        fail(str(exc))
+        sys.exit(exit_code(exc))
+    except (typer.Exit, SystemExit) as exc:
+        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
+        sys.exit(code)
+    except typer.Abort:
+        say("aborted")
+        sys.exit(130)
+    except Exception as exc:  # a click usage error or a bug
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        fail(f"internal error: {type(exc).__name__}: {exc}")
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()
