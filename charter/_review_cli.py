@@ -16,6 +16,7 @@ from principles import (
     InvalidInput,
     Op,
     unified_diff,
+    validation_message,
 )
 from store import Store
 
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 rationale=rationale,
             )
         except ValueError as exc:
-            raise InvalidAmendment(_first_line(exc)) from exc
+            raise InvalidAmendment(validation_message(exc)) from exc
         with s.open() as store:
             a = store.propose(draft, s.actor(), s.constitution, supersedes=supersedes)
         if as_json:
@@ -231,8 +232,3 @@ def register(app: typer.Typer) -> None:
         with s.open() as store:
             r = store.apply(amendment_id, s.actor())
         say(f"amendment {amendment_id} applied: revision {r.number}")
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
-    return lines[-1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)

@@ -9,12 +9,13 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from charter import _history_cli, _review_cli
-from charter._errors import EXIT_INTERNAL, exit_code
+from charter._errors import EXIT_INTERNAL, EXIT_INVALID, exit_code
 from charter._output import fail, say
 from charter._settings import Settings
-from principles import CharterError
+from principles import CharterError, validation_message
 
 app = typer.Typer(
     name="charter",
@@ -53,6 +54,9 @@ def main() -> None:
     except CharterError as exc:
         fail(str(exc))
         sys.exit(exit_code(exc))
+    except ValidationError as exc:  # user input that failed a model's validation
+        fail(f"invalid input: {validation_message(exc)}")
+        sys.exit(EXIT_INVALID)
     except (typer.Exit, SystemExit) as exc:
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)

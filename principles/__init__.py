@@ -20,6 +20,7 @@ from principles._errors import (
     PolicyViolation,
     SelfApproval,
     StaleAmendment,
+    validation_message,
 )
 from principles._hashing import (
     GENESIS,
@@ -135,6 +136,7 @@ __all__ = [
     "side_by_side",
     "unified_diff",
     "utcnow",
+    "validation_message",
     "version_hash",
     "word_diff",
 ]

@@ -103,3 +103,14 @@ class IntegrityError(CharterError):
     """The stored history failed verification: the audit chain or an anchor does not match."""
 
     code = "integrity"
+
+
+def validation_message(exc: Exception) -> str:
+    """One line from a pydantic ValidationError (its first problem), or from any exception."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+        return f"{where}: {msg}" if where else msg
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

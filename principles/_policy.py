@@ -160,6 +160,8 @@ def check_review(amendment: Amendment, actor: Actor, decision: Decision) -> None
     if decision == "comment":
         return
     check_open(amendment)
+    if amendment.status != "proposed":
+        raise Conflict(f"amendment {amendment.id} is already {amendment.status}")
     if actor.kind == "agent":
         raise PolicyViolation(f"{actor.ref} is an agent: agents never {decision} amendments")
     if decision == "approve":

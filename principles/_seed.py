@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from principles._errors import InvalidPrinciple
+from principles._errors import InvalidPrinciple, validation_message
 from principles._models import Principle
 
 SeedFormat = Literal["md", "yaml", "json"]
@@ -43,19 +43,13 @@ class Seed(BaseModel):
         return value
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"])
-    return f"{where}: {err['msg']}" if where else str(err["msg"])
-
-
 def _build(data: Any) -> Seed:
     if not isinstance(data, dict):
         raise InvalidPrinciple("a constitution file must hold a mapping with `principles`")
     try:
         return Seed.model_validate(data)
     except ValidationError as exc:
-        raise InvalidPrinciple(f"invalid constitution: {_first_error(exc)}") from exc
+        raise InvalidPrinciple(f"invalid constitution: {validation_message(exc)}") from exc
 
 
 def parse_markdown(text: str) -> Seed:

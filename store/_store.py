@@ -48,6 +48,7 @@ from principles import (
     is_approved,
     plan_changes,
     utcnow,
+    validation_message,
 )
 from store import _audit, _engine, _queries, _writes
 from store._schema import amendments, labels, lm_cache, reviews
@@ -241,7 +242,10 @@ class Store:
 
     def set_label(self, label: str, to: int | str, actor: Actor, name: str = DEFAULT) -> Label:
         """Point `label` at a revision (created if new); the move is audited."""
-        Label(name=label, constitution=name, revision=1, updated_at=utcnow())  # validates name
+        try:
+            Label(name=label, constitution=name, revision=1, updated_at=utcnow())
+        except ValueError as exc:
+            raise InvalidInput(f"bad label name {label!r}: {validation_message(exc)}") from exc
         if label == "head":
             raise InvalidInput("`head` is reserved: it always names the newest revision")
 
@@ -413,7 +417,7 @@ class Store:
             try:
                 draft = AmendmentDraft.model_validate({**amendment.draft.model_dump(), **updates})
             except ValueError as exc:
-                raise InvalidAmendment(str(exc).splitlines()[-1].strip()) from exc
+                raise InvalidAmendment(validation_message(exc)) from exc
             plan_changes(self._head(conn, amendment.constitution), draft)
             editors = sorted({*amendment.editors, editor.ref})
             _writes.ensure_actor(conn, editor)
