@@ -34,6 +34,7 @@ check: lint typecheck test
 demo: $(STAMP)
 	$(VENV)/bin/charter init --if-missing
 	$(VENV)/bin/charter principles list
+	$(VENV)/bin/charter audit verify
 
 bench: $(STAMP)
 	$(PY) bench/store.py
