@@ -39,19 +39,14 @@ from principles import (
     StaleAmendment,
     VerifyReport,
     blame,
-    check_apply,
     check_edit,
     check_open,
-    check_rebase,
-    check_review,
-    entrenched_touched,
-    is_approved,
     plan_changes,
     utcnow,
     validation_message,
 )
-from store import _audit, _engine, _queries, _writes
-from store._schema import amendments, labels, lm_cache, reviews
+from store import _amend, _audit, _engine, _queries, _writes
+from store._schema import amendments, labels, lm_cache
 
 T = TypeVar("T")
 DEFAULT = "default"
@@ -93,14 +88,11 @@ class Store:
 
     @staticmethod
     def _cid(conn: Connection, name: str) -> int:
-        return int(_queries.constitution_row(conn, name).id)
+        return _amend.cid(conn, name)
 
     @staticmethod
     def _head(conn: Connection, name: str) -> Constitution:
-        row = _queries.constitution_row(conn, name)
-        if row.head is None:
-            raise NotFound("revision", "head")
-        return _queries.snapshot(conn, row.id, name, row.head)
+        return _amend.head(conn, name)
 
     # -- constitutions -------------------------------------------------------------------
 
@@ -303,13 +295,7 @@ class Store:
 
     @staticmethod
     def _amendment(conn: Connection, amendment_id: int) -> Amendment:
-        row = _queries.amendment_row(conn, amendment_id)
-        from store._schema import constitutions
-
-        name = conn.scalar(
-            select(constitutions.c.name).where(constitutions.c.id == row.constitution_id)
-        )
-        return _queries.to_amendment(conn, str(name), row)
+        return _amend.amendment(conn, amendment_id)
 
     def propose(
         self,
@@ -344,41 +330,9 @@ class Store:
         self, amendment_id: int, reviewer: Actor, decision: Decision, comment: str = ""
     ) -> Amendment:
         """Record an approval, rejection or comment; quorum moves proposed -> approved."""
-        if decision == "reject" and not comment.strip():
-            raise InvalidInput("a rejection needs a reason")
-
-        def run(conn: Connection) -> Amendment:
-            amendment = self._amendment(conn, amendment_id)
-            check_review(amendment, reviewer, decision)
-            _writes.ensure_actor(conn, reviewer)
-            conn.execute(
-                insert(reviews).values(
-                    amendment_id=amendment_id,
-                    reviewer=reviewer.ref,
-                    decision=decision,
-                    comment=comment,
-                    edit=amendment.edit,
-                    created_at=utcnow(),
-                )
-            )
-            _audit.append(
-                conn,
-                reviewer.ref,
-                f"review.{decision}",
-                f"amendment:{amendment_id}",
-                {"edit": amendment.edit, "comment": comment},
-            )
-            updated = self._amendment(conn, amendment_id)
-            if decision == "reject":
-                _writes.set_status(conn, updated, "rejected", reviewer)
-            elif decision == "approve":
-                head = self._head(conn, amendment.constitution)
-                entrenched = bool(entrenched_touched(head, amendment.draft))
-                if is_approved(self.policy, updated, entrenched):
-                    _writes.set_status(conn, updated, "approved", reviewer)
-            return self._amendment(conn, amendment_id)
-
-        return self._write(run)
+        return self._write(
+            lambda c: _amend.review(c, self.policy, amendment_id, reviewer, decision, comment)
+        )
 
     def approve(self, amendment_id: int, reviewer: Actor, comment: str = "") -> Amendment:
         return self.review(amendment_id, reviewer, "approve", comment)
@@ -479,43 +433,9 @@ class Store:
         amendment is marked stale (committed) and StaleAmendment is raised; if the head moved
         elsewhere only, it is rebased onto the head and applied.
         """
-
-        def run(conn: Connection) -> Revision | StaleAmendment:
-            amendment = self._amendment(conn, amendment_id)
-            name = amendment.constitution
-            cid = self._cid(conn, name)
-            head = self._head(conn, name)
-            entrenched = entrenched_touched(head, amendment.draft)
-            check_apply(self.policy, amendment, actor, entrenched, autonomous)
-            base = _queries.snapshot(conn, cid, name, amendment.base_revision)
-            rebase = check_rebase(base, head, amendment.draft)
-            if rebase.state == "stale":
-                _writes.set_status(conn, amendment, "stale", actor, applied_revision=None)
-                return StaleAmendment(
-                    amendment_id, rebase.base, rebase.head, list(rebase.conflicts)
-                )
-            _writes.ensure_actor(conn, actor)
-            revision = _writes.commit(
-                conn,
-                cid,
-                name,
-                plan_changes(head, amendment.draft),
-                actor,
-                f"amendment {amendment_id}: {amendment.draft.op} {amendment.draft.principle_id}",
-                amendment_id=amendment_id,
-                rationale=amendment.draft.rationale,
-            )
-            _writes.set_status(
-                conn,
-                amendment,
-                "applied",
-                actor,
-                applied_revision=revision.number,
-                **({"base_revision": head.revision} if rebase.state == "clean" else {}),
-            )
-            return revision
-
-        result = self._write(run)
+        result = self._write(
+            lambda c: _amend.apply(c, self.policy, amendment_id, actor, autonomous)
+        )
         if isinstance(result, StaleAmendment):
             raise result
         return result
