@@ -5,7 +5,17 @@ append-only in the database itself; every state change and its audit event commi
 """
 
 from store._engine import DatabaseError
+from store._reviewing import ReviewOutcome
+from store._runs import StepDecision, StepRecord
 from store._seed_files import read_seed
 from store._store import DEFAULT, Store
 
-__all__ = ["DEFAULT", "DatabaseError", "Store", "read_seed"]
+__all__ = [
+    "DEFAULT",
+    "DatabaseError",
+    "ReviewOutcome",
+    "StepDecision",
+    "StepRecord",
+    "Store",
+    "read_seed",
+]

@@ -38,12 +38,16 @@ def head(conn: Connection, name: str) -> Constitution:
     return _queries.snapshot(conn, row.id, name, row.head)
 
 
+def amendment_constitution_name(conn: Connection, constitution_id: int) -> str:
+    return str(
+        conn.scalar(select(constitutions.c.name).where(constitutions.c.id == constitution_id))
+    )
+
+
 def amendment(conn: Connection, amendment_id: int) -> Amendment:
     row = _queries.amendment_row(conn, amendment_id)
-    name = conn.scalar(
-        select(constitutions.c.name).where(constitutions.c.id == row.constitution_id)
-    )
-    return _queries.to_amendment(conn, str(name), row)
+    name = amendment_constitution_name(conn, row.constitution_id)
+    return _queries.to_amendment(conn, name, row)
 
 
 def review(

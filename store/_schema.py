@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 APPEND_ONLY = ("principle_versions", "revisions", "revision_entries", "reviews", "audit_events")
+RUN_APPEND_ONLY = ("run_steps", "outputs", "critiques")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -189,6 +191,71 @@ class CallCacheRow(Base):
     created_at: Mapped[datetime]
 
 
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constitution_id: Mapped[int] = mapped_column(ForeignKey("constitutions.id"))
+    config: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    start_revision: Mapped[int] = mapped_column(Integer)
+    model_info: Mapped[dict[str, Any]]
+    stop_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RunStepRow(Base):
+    """A completed step; written in the transaction that writes the step's results."""
+
+    __tablename__ = "run_steps"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    iteration: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[str] = mapped_column(String(16), primary_key=True)
+    result: Mapped[dict[str, Any]]
+    completed_at: Mapped[datetime]
+
+
+class RunTaskRow(Base):
+    __tablename__ = "run_tasks"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64))
+    tags: Mapped[list[Any]]
+    reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    split: Mapped[str] = mapped_column(String(8))
+
+
+class OutputRow(Base):
+    __tablename__ = "outputs"
+    __table_args__ = (Index("ix_outputs_run", "run_id", "iteration", "purpose"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    iteration: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    amendment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class CritiqueRow(Base):
+    __tablename__ = "critiques"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("outputs.id"), index=True)
+    principle_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    relevance: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(8))
+    rationale: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 constitutions: Table = cast(Table, ConstitutionRow.__table__)
 actors: Table = cast(Table, ActorRow.__table__)
 versions: Table = cast(Table, VersionRow.__table__)
@@ -199,3 +266,47 @@ amendments: Table = cast(Table, AmendmentRow.__table__)
 reviews: Table = cast(Table, ReviewRow.__table__)
 audit: Table = cast(Table, AuditRow.__table__)
 lm_cache: Table = cast(Table, CallCacheRow.__table__)
+runs: Table = cast(Table, RunRow.__table__)
+run_steps: Table = cast(Table, RunStepRow.__table__)
+run_tasks: Table = cast(Table, RunTaskRow.__table__)
+outputs: Table = cast(Table, OutputRow.__table__)
+critiques: Table = cast(Table, CritiqueRow.__table__)
+
+
+class UserRow(Base):
+    """A person or agent who signs in to review; the password is stored as an argon2 hash."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    roles: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TokenRow(Base):
+    """An API token for scripts: only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SecretRow(Base):
+    """Named secrets generated once per database (e.g. the web session signing key)."""
+
+    __tablename__ = "app_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+users: Table = cast(Table, UserRow.__table__)
+api_tokens: Table = cast(Table, TokenRow.__table__)
+app_secrets: Table = cast(Table, SecretRow.__table__)

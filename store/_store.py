@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,7 +27,6 @@ from principles import (
     Constitution,
     Decision,
     Evaluation,
-    InvalidAmendment,
     InvalidInput,
     Label,
     NotFound,
@@ -39,20 +38,21 @@ from principles import (
     StaleAmendment,
     VerifyReport,
     blame,
-    check_edit,
     check_open,
-    plan_changes,
     utcnow,
     validation_message,
 )
-from store import _amend, _audit, _engine, _queries, _writes
+from store import _amend, _audit, _engine, _queries, _reviewing, _writes
+from store._reviewing import ReviewAPI
+from store._runs import RunsAPI
 from store._schema import amendments, labels, lm_cache
+from store._users import UsersAPI
 
 T = TypeVar("T")
 DEFAULT = "default"
 
 
-class Store:
+class Store(RunsAPI, UsersAPI, ReviewAPI):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.
@@ -355,54 +355,12 @@ class Store:
         rationale: str | None = None,
     ) -> Amendment:
         """Change a pending amendment's title, text or rationale; voids its approvals."""
-
-        def run(conn: Connection) -> Amendment:
-            amendment = self._amendment(conn, amendment_id)
-            check_edit(amendment, editor)
-            if amendment.draft.op == "retire" and (title or text):
-                raise InvalidAmendment("a retire has no title or text to edit")
-            updates: dict[str, Any] = {
-                k: v
-                for k, v in {"title": title, "text": text, "rationale": rationale}.items()
-                if v is not None
-            }
-            if not updates:
-                raise InvalidInput("nothing to edit: give a new title, text or rationale")
-            try:
-                draft = AmendmentDraft.model_validate({**amendment.draft.model_dump(), **updates})
-            except ValueError as exc:
-                raise InvalidAmendment(validation_message(exc)) from exc
-            plan_changes(self._head(conn, amendment.constitution), draft)
-            editors = sorted({*amendment.editors, editor.ref})
-            _writes.ensure_actor(conn, editor)
-            conn.execute(
-                update(amendments)
-                .where(amendments.c.id == amendment_id, amendments.c.edit == amendment.edit)
-                .values(
-                    title=draft.title,
-                    text=draft.text,
-                    rationale=draft.rationale,
-                    edit=amendment.edit + 1,
-                    editors=editors,
-                    status="proposed",
-                    updated_at=utcnow(),
-                )
-            )
-            _audit.append(
-                conn,
-                editor.ref,
-                "amendment.edit",
-                f"amendment:{amendment_id}",
-                {
-                    "edit": amendment.edit + 1,
-                    "before": {k: getattr(amendment.draft, k) for k in updates},
-                    "after": updates,
-                    "voided_approvals": len(amendment.current_approvals),
-                },
-            )
-            return self._amendment(conn, amendment_id)
-
-        return self._write(run)
+        updates = {
+            k: v
+            for k, v in {"title": title, "text": text, "rationale": rationale}.items()
+            if v is not None
+        }
+        return self._write(lambda c: _reviewing.edit(c, amendment_id, editor, updates))
 
     def record_evaluation(
         self, amendment_id: int, evaluation: Evaluation, actor: Actor
