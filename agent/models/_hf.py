@@ -1,0 +1,373 @@
+"""The transformers backend: any causal LM from a directory, a hub id or a converted GGUF.
+
+This module imports torch and transformers at its top; only the factories registered in
+`_local.py` import it, when a local backend is loaded.
+
+Guarantees:
+- replies follow the model's own chat template; batches are left-padded for generation;
+- with a `shared_prefix`, the prefix's key/value cache is computed once and reused, and
+  replies and scores equal those computed without it (scores to within float rounding);
+- structured replies are generated under a grammar, so they always parse; a reply cut short
+  by the token budget is regenerated with a larger budget, then `MalformedReply`;
+- `score_options` runs one forward pass per batch of prompts (or of prompt x option pairs
+  when an option spans several tokens).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import ValidationError
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
+
+from agent.models._hf_prefix import PrefixCache, common_prefix_length
+from agent.models._structured import parse_reply
+from agent.models._types import (
+    BackendInfo,
+    ChatMessage,
+    Conversation,
+    GenerationParams,
+    SchemaT,
+    cut_at_stop,
+    full_conversation,
+)
+from principles import InvalidInput, MalformedReply, ModelError
+
+if TYPE_CHECKING:
+    from agent.models._hf_grammar import GrammarFactory
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str | None) -> str:
+    """`device` if given, else CUDA when present, else the CPU."""
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str) -> torch.dtype:
+    """fp32 on the CPU (bf16 changes greedy text after a few tokens), bf16 on CUDA."""
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in _DTYPES:
+        raise InvalidInput(f"unknown dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+class TransformersBackend:
+    """A local causal language model run by transformers (see the module docstring)."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        source: str | Path,
+        *,
+        uri: str,
+        device: str | None = None,
+        dtype: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 8,
+        score_batch_size: int = 16,
+        score_batch_tokens: int = 4096,
+        prefix_cache_size: int = 4,
+        max_structured_retries: int = 2,
+    ) -> None:
+        self.uri = uri
+        self.source = str(source)
+        self.batch_size = batch_size
+        self.score_batch_size = score_batch_size
+        self.score_batch_tokens = score_batch_tokens
+        self.max_structured_retries = max_structured_retries
+        self.threads = threads or os.cpu_count() or 1
+        torch.set_num_threads(self.threads)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        started = time.perf_counter()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.source)
+            self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=self.dtype)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"cannot load model {self.source!r}: {error}") from error
+        self.model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()
+        self.load_seconds = time.perf_counter() - started
+        if self.tokenizer.chat_template is None:
+            raise ModelError(f"model {self.source!r} has no chat template")
+        self.tokenizer.padding_side = "left"
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids: list[int] = list(eos) if isinstance(eos, list) else [eos]
+        pad = self.tokenizer.pad_token_id
+        self.pad_id: int = pad if pad is not None else self.eos_ids[0]
+        self.prefix_cache = PrefixCache(self.model, prefix_cache_size)
+        self._grammars: GrammarFactory | None = None
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            uri=self.uri,
+            backend=self.name,
+            model=self.source,
+            details={
+                "device": self.device,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "threads": self.threads,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "load_seconds": round(self.load_seconds, 3),
+            },
+        )
+
+    # -- prompts -------------------------------------------------------------------------
+
+    def encode(
+        self, messages: Sequence[ChatMessage], *, generation_prompt: bool = True
+    ) -> list[int]:
+        """Token ids of `messages` under the model's chat template."""
+        text = self.tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages],
+            add_generation_prompt=generation_prompt,
+            tokenize=False,
+        )
+        ids: list[int] = self.tokenizer(str(text), add_special_tokens=False)["input_ids"]
+        return ids
+
+    def _encode_batch(
+        self, conversations: Sequence[Conversation], shared_prefix: Conversation | None
+    ) -> tuple[list[list[int]], int]:
+        """Token rows and the length of the token prefix they share with `shared_prefix`.
+
+        At least one token of each row stays outside the prefix, so every row has a
+        position whose logits predict what follows the prompt.
+        """
+        if not conversations:
+            return [], 0
+        rows = [self.encode(full_conversation(shared_prefix, c)) for c in conversations]
+        if not shared_prefix:
+            return rows, 0
+        prefix_ids = self.encode(shared_prefix, generation_prompt=False)
+        shared = common_prefix_length([prefix_ids, *rows])
+        return rows, min(shared, min(len(r) for r in rows) - 1)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenerationParams | None = None,
+        *,
+        shared_prefix: Conversation | None = None,
+    ) -> list[str]:
+        return self._generate(conversations, params or GenerationParams(), shared_prefix, None)
+
+    def generate_structured(
+        self,
+        conversations: Sequence[Conversation],
+        schema: type[SchemaT],
+        params: GenerationParams | None = None,
+        *,
+        shared_prefix: Conversation | None = None,
+    ) -> list[SchemaT]:
+        params = params or GenerationParams()
+        if self._grammars is None:
+            from agent.models._hf_grammar import GrammarFactory
+
+            self._grammars = GrammarFactory(self.tokenizer, self.model.config.vocab_size)
+        grammars = self._grammars
+        results: list[SchemaT | None] = [None] * len(conversations)
+        pending = list(range(len(conversations)))
+        errors: dict[int, str] = {}
+        for attempt in range(self.max_structured_retries + 1):
+            budget = params.model_copy(
+                update={"max_new_tokens": params.max_new_tokens * 2**attempt, "stop": ()}
+            )
+            texts = self._generate(
+                [conversations[i] for i in pending],
+                budget,
+                shared_prefix,
+                lambda: grammars.processor(schema),
+            )
+            still = []
+            for i, text in zip(pending, texts, strict=True):
+                try:
+                    results[i] = parse_reply(text, schema)
+                except ValidationError as error:  # only a reply cut off by the budget
+                    errors[i] = error.errors(include_url=False)[0]["msg"]
+                    still.append(i)
+            pending = still
+            if not pending:
+                break
+        if pending:
+            raise MalformedReply(
+                f"{len(pending)} of {len(conversations)} replies did not complete a "
+                f"{schema.__name__} within {params.max_new_tokens * 2**self.max_structured_retries}"
+                f" tokens: {errors[pending[0]]}"
+            )
+        return [r for r in results if r is not None]
+
+    def _generate(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenerationParams,
+        shared_prefix: Conversation | None,
+        make_processor: Any,
+    ) -> list[str]:
+        rows, prefix_len = self._encode_batch(conversations, shared_prefix)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        replies = [""] * len(rows)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            processors = [make_processor()] if make_processor else []
+            texts = self._generate_batch([rows[i] for i in chunk], params, prefix_len, processors)
+            for i, text in zip(chunk, texts, strict=True):
+                replies[i] = cut_at_stop(text, params.stop)
+        return replies
+
+    def _generate_batch(
+        self,
+        rows: list[list[int]],
+        params: GenerationParams,
+        prefix_len: int,
+        processors: list[LogitsProcessor],
+    ) -> list[str]:
+        batch = len(rows)
+        width = max(len(r) for r in rows) - prefix_len
+        total = prefix_len + width
+        input_ids = torch.full((batch, total), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, total), dtype=torch.long)
+        for b, row in enumerate(rows):
+            suffix = row[prefix_len:]
+            input_ids[b, :prefix_len] = torch.tensor(row[:prefix_len])
+            input_ids[b, total - len(suffix) :] = torch.tensor(suffix)
+            mask[b, :prefix_len] = 1
+            mask[b, total - len(suffix) :] = 1
+        sampling = params.temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_p=params.top_p if sampling else None,
+            top_k=None,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_ids,
+            stop_strings=list(params.stop) or None,
+        )
+        extra: dict[str, Any] = {}
+        if prefix_len:
+            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], batch)
+        if params.stop:
+            extra["tokenizer"] = self.tokenizer
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList(processors),
+                **extra,
+            )
+        texts: list[str] = self.tokenizer.batch_decode(out[:, total:], skip_special_tokens=True)
+        return texts
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def score_options(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+    ) -> list[list[float]]:
+        if not options:
+            raise InvalidInput("score_options needs at least one option")
+        option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
+        if any(not ids for ids in option_ids):
+            raise InvalidInput("an option to score is empty")
+        rows, prefix_len = self._encode_batch(prompts, shared_prefix)
+        if not rows:
+            return []
+        single = all(len(ids) == 1 for ids in option_ids)
+        # One row per prompt when every option is one token: its last position's
+        # distribution scores them all. Otherwise one row per (prompt, option).
+        jobs: list[tuple[int, int, list[int]]] = (
+            [(p, -1, row) for p, row in enumerate(rows)]
+            if single
+            else [
+                (p, o, row + ids) for p, row in enumerate(rows) for o, ids in enumerate(option_ids)
+            ]
+        )
+        scores = [[0.0] * len(options) for _ in rows]
+        jobs.sort(key=lambda job: len(job[2]))
+        start = 0
+        while start < len(jobs):
+            # Rows per forward pass: at most score_batch_size, and few enough that the
+            # prefix repeated per row plus the padded suffixes stay within the token budget
+            # (past it, copying the prefix's keys and values costs more than batching saves).
+            size = 1
+            while start + size < len(jobs) and size < self.score_batch_size:
+                width = len(jobs[start + size][2])  # sorted: the widest row so far
+                if (size + 1) * width > self.score_batch_tokens:
+                    break
+                size += 1
+            chunk = jobs[start : start + size]
+            start += size
+            logprobs = self._score_batch(
+                [row for _, _, row in chunk],
+                prefix_len,
+                [len(rows[p]) for p, _, _ in chunk],
+            )
+            for (p, o, row), lp in zip(chunk, logprobs, strict=True):
+                if single:
+                    for j, ids in enumerate(option_ids):
+                        scores[p][j] = float(lp[0][ids[0]])
+                else:
+                    targets = row[len(rows[p]) :]
+                    scores[p][o] = float(sum(lp[k][t] for k, t in enumerate(targets)))
+        return scores
+
+    def _score_batch(
+        self, rows: list[list[int]], prefix_len: int, prompt_lens: list[int]
+    ) -> list[torch.Tensor]:
+        """Per row, log-softmax rows for positions prompt_len-1 ... len(row)-2 (the
+        distributions that predict the row's continuation after its prompt)."""
+        batch = len(rows)
+        width = max(len(r) for r in rows) - prefix_len
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, prefix_len + width), dtype=torch.long)
+        mask[:, :prefix_len] = 1
+        for b, row in enumerate(rows):
+            suffix = row[prefix_len:]
+            input_ids[b, : len(suffix)] = torch.tensor(suffix)
+            mask[b, prefix_len : prefix_len + len(suffix)] = 1
+        spans = [
+            (plen - 1 - prefix_len, max(len(row) - 1, plen) - prefix_len)
+            for row, plen in zip(rows, prompt_lens, strict=True)
+        ]
+        keep = sorted({k for lo, hi in spans for k in range(lo, hi)})
+        where = {k: i for i, k in enumerate(keep)}
+        extra: dict[str, Any] = {}
+        if prefix_len:
+            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], batch)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                logits_to_keep=torch.tensor(keep, device=self.device),
+                use_cache=bool(prefix_len),
+                **extra,
+            )
+            logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        return [logprobs[b, [where[k] for k in range(lo, hi)]] for b, (lo, hi) in enumerate(spans)]

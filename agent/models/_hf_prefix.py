@@ -1,0 +1,79 @@
+"""Reusing the key/value cache of a prompt prefix shared by a whole batch.
+
+The critic asks the same constitution (the system turn) before thousands of different
+(output, principle) questions. The prefix's keys and values are computed once, kept in a
+small LRU keyed by its token ids, and repeated over each batch; only the suffixes run
+through the model.
+
+Layout of a batch after a prefix of P tokens: `[prefix | pads | suffix]` for generation
+(suffixes left-padded so that every row's next token is at the same column) and
+`[prefix | suffix | pads]` for scoring. The attention mask is ones over the prefix and the
+suffix mask after it; position ids count only attended tokens, so a row sees exactly the
+positions it would see if it were run alone and unpadded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix every row shares."""
+    if not rows:
+        return 0
+    first = rows[0]
+    length = min(len(r) for r in rows)
+    for row in rows[1:]:
+        n = 0
+        limit = min(length, len(row))
+        while n < limit and row[n] == first[n]:
+            n += 1
+        length = n
+    return length
+
+
+class PrefixCache:
+    """An LRU of prefix key/value tensors (batch 1) for one model."""
+
+    def __init__(self, model: PreTrainedModel, capacity: int = 4) -> None:
+        self.model = model
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, prefix: Sequence[int]) -> KV:
+        """The prefix's per-layer (keys, values), computing them on a miss."""
+        key = tuple(prefix)
+        if key in self._entries:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        self.misses += 1
+        device = self.model.device
+        cache = DynamicCache(config=self.model.config)
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
+        with torch.inference_mode():
+            self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        entry = [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr]
+        self._entries[key] = entry  # type: ignore[assignment]
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return self._entries[key]
+
+    def batch(self, prefix: Sequence[int], batch_size: int) -> DynamicCache:
+        """A fresh cache holding the prefix once per row; the stored tensors stay untouched."""
+        kv = self.get(prefix)
+        expanded = [
+            (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1)) for k, v in kv
+        ]
+        return DynamicCache(ddp_cache_data=expanded, config=self.model.config)
+
+    def clear(self) -> None:
+        self._entries.clear()
