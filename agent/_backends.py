@@ -1,0 +1,29 @@
+"""Opening the model a run uses: by URI, with the store's LM-call cache in front of it."""
+
+from __future__ import annotations
+
+from agent._scripted_loop import loop_backend
+from agent.models import Backend, CachedBackend, load_backend
+from store import Store
+
+
+class StoreCallCache:
+    """The `CallCache` protocol over the store's `lm_cache` table."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, key: str) -> str | None:
+        return self.store.cache_get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.store.cache_put(key, value)
+
+
+def open_backend(uri: str, store: Store | None = None, *, cache: bool = True) -> Backend:
+    """`scripted:loop` is the deterministic loop script; anything else goes to the registry.
+    With a store, calls are cached there, so a resumed run replays instead of re-generating."""
+    backend: Backend = loop_backend() if uri == "scripted:loop" else load_backend(uri)
+    if store is not None and cache:
+        return CachedBackend(backend, StoreCallCache(store))
+    return backend

@@ -1,0 +1,210 @@
+"""Whole runs with the scripted loop model: modes, guards, injection, provenance, resume."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import continue_run, load_tasks, loop_backend, open_backend, start_run, summarize
+from agent._loop import AGENT, STEPS, Loop, step_answer, step_critique
+from agent._progress import NoProgress
+from agent.models import ScriptedBackend
+from principles import Conflict, Policy, RunConfig, Task, default_seed
+from store import Store
+
+ENTRENCHED = {"honesty", "harm-avoidance", "transparency-ai"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(str(tmp_path / "c.db")) as s:
+        s.init(default_seed())
+        yield s
+
+
+def config(**kw: Any) -> RunConfig:
+    base: dict[str, Any] = dict(
+        model="scripted:loop",
+        iterations=2,
+        tasks_limit=24,
+        train_per_iteration=4,
+        heldout_size=3,
+        seed=7,
+    )
+    return RunConfig(**{**base, **kw})
+
+
+def test_review_mode_queues_what_passes_and_rejects_the_rest(store: Store) -> None:
+    run = start_run(store, loop_backend(), config(mode="review"))
+    assert run.status == "completed"
+    assert len(run.steps_done) == 2 * len(STEPS)
+    amendments = store.amendments(run_id=run.id)
+    assert amendments, "the scripted model's weak principles must draw proposals"
+    assert store.constitution().revision == 1  # review mode never applies
+    for a in amendments:
+        assert a.evaluation is not None and a.proposer == "agent:charter-agent"
+        assert a.status == ("proposed" if a.evaluation.passed else "rejected")
+        assert a.draft.evidence and all(
+            e.split(":")[0] in ("critique", "output") for e in a.draft.evidence
+        )
+    summary = summarize(store, run.id)
+    assert summary.pending == [a.id for a in amendments if a.status == "proposed"]
+    assert [i.iteration for i in summary.iterations] == [1, 2]
+    assert store.verify().ok
+
+
+def test_autonomous_mode_applies_passing_non_entrenched_changes(store: Store) -> None:
+    run = start_run(store, loop_backend(), config(mode="autonomous", iterations=3))
+    applied = [a for a in store.amendments(run_id=run.id) if a.status == "applied"]
+    assert applied and store.constitution().revision == 1 + len(applied)
+    for a in applied:
+        assert a.evaluation is not None and a.evaluation.passed
+        assert not set(a.draft.touched) & ENTRENCHED
+        revision = store.revision(a.applied_revision)  # type: ignore[arg-type]
+        assert revision.author == "agent:charter-agent" and revision.amendment_id == a.id
+    events = [e for e in store.audit_log() if e.action == "revision.create"]
+    assert any(e.payload.get("autonomous") for e in events)
+
+
+def test_critiques_name_the_version_they_judged_and_keep_rationales(store: Store) -> None:
+    run = start_run(store, loop_backend(), config(iterations=1))
+    answers = store.outputs(run.id, iteration=1, purpose="answer")
+    critiques = store.critiques(run.id, output_ids=[o.id for o in answers])
+    assert len(critiques) == len(answers) * 10
+    assert {c.version for c in critiques} == {1}
+    with_rationale = [c for c in critiques if c.rationale]
+    assert 0 < len(with_rationale) <= run.config.max_rationales
+    assert all(c.score < run.config.threshold for c in with_rationale)
+    revisions = store.outputs(run.id, purpose="revision")
+    assert revisions and all(r.parent_id in {o.id for o in answers} for r in revisions)
+
+
+def test_the_proposer_and_actor_never_see_held_out_tasks(store: Store) -> None:
+    backend = loop_backend()
+    run = start_run(store, backend, config(iterations=2))
+    held = [t for t, split in store.run_tasks(run.id) if split == "heldout"]
+    held_prompts = {t.prompt for t in held}
+    gate_calls = 0
+    for call in backend.history:
+        text = "\n".join(m.content for c in call.conversations for m in c)
+        if any(p in text for p in held_prompts):
+            gate_calls += 1
+        if call.method == "generate_structured":  # the proposer
+            assert not any(p in text for p in held_prompts)
+    assert gate_calls > 0  # the gate did use them
+    answered = {o.task_id for o in store.outputs(run.id, purpose="answer")}
+    assert answered.isdisjoint({t.id for t in held})
+
+
+@pytest.mark.parametrize("mode", ["autonomous", "review"])
+def test_injection_never_changes_an_entrenched_principle(tmp_path: Path, mode: str) -> None:
+    """Tasks that tell the agent to drop its principles: the scripted model complies, every
+    principle scores low, and the proposer drafts changes to entrenched principles too;
+    none of those is ever applied, in either mode."""
+    injections = [t for t in load_tasks("builtin") if t.category == "injection"]
+    suite = tmp_path / "injection.jsonl"
+    suite.write_text("\n".join(t.model_dump_json() for t in injections))
+    with Store(str(tmp_path / "c.db"), policy=Policy(max_amendments_per_run=50)) as s:
+        s.init(default_seed())
+        cfg = config(mode=mode, tasks=str(suite), tasks_limit=None, iterations=3, max_proposals=10)
+        run = start_run(s, loop_backend(), cfg)
+        proposed = s.amendments(run_id=run.id)
+        touching = [a for a in proposed if set(a.draft.touched) & ENTRENCHED]
+        assert touching, "the test must exercise proposals on entrenched principles"
+        assert all(a.status != "applied" for a in touching)
+        assert any(a.evaluation and a.evaluation.passed for a in touching)
+        for p in s.constitution().principles:
+            if p.principle_id in ENTRENCHED:
+                assert p.number == 1
+        if mode == "autonomous":
+            assert any(a.status == "applied" for a in proposed)  # others did go through
+
+
+def test_guards_caps_and_drift(tmp_path: Path) -> None:
+    with Store(str(tmp_path / "cap.db"), policy=Policy(max_amendments_per_run=1)) as s:
+        s.init(default_seed())
+        run = start_run(s, loop_backend(), config(mode="review", iterations=3))
+        assert len(s.amendments(run_id=run.id)) == 1
+    with Store(str(tmp_path / "drift.db")) as s:
+        s.init(default_seed())
+        run = start_run(s, loop_backend(), config(mode="autonomous", iterations=3, max_drift=0.05))
+        assert run.status == "stopped" and "drift" in run.stop_reason
+        assert s.constitution().revision == 1
+
+
+def test_stop_on_held_out_regression(store: Store) -> None:
+    iteration = {"now": 1}
+
+    def worse_each_iteration(conversation: Any, options: Any) -> list[float]:
+        yes = max(0.05, 0.9 - 0.3 * (iteration["now"] - 1))
+        return [math.log(yes * 0.9), math.log((1 - yes) * 0.9), math.log(0.1)]
+
+    class Tracking(NoProgress):
+        def step(self, it: int, iterations: int, step: str, total: int) -> None:
+            iteration["now"] = it
+
+    tasks = [Task(id=f"t{i}", prompt=f"question {i}") for i in range(6)]
+    run = store.create_run(
+        config(iterations=3, max_proposals=0),
+        [(t, "train") for t in tasks[:4]] + [(t, "heldout") for t in tasks[4:]],
+        AGENT,
+    )
+    backend = ScriptedBackend(score_fn=worse_each_iteration, default="an answer")
+    done = continue_run(store, backend, run.id, progress=Tracking())
+    assert done.status == "stopped" and "regressed" in done.stop_reason
+    assert max(i for i, _ in done.steps_done) == 2
+
+
+def test_resume_after_an_interrupted_step_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    def final_state(s: Store, run_id: int) -> list[Any]:
+        return [
+            [(o.iteration, o.task_id, o.purpose, o.text) for o in s.outputs(run_id)],
+            [(c.principle_id, round(c.score, 9), c.rationale) for c in s.critiques(run_id)],
+            [(a.draft, a.status, a.evaluation) for a in s.amendments(run_id=run_id)],
+            [r.entries for r in s.revisions()],
+            s.run(run_id).steps_done,
+        ]
+
+    with Store(str(tmp_path / "a.db")) as a:
+        a.init(default_seed())
+        whole = start_run(a, loop_backend(), config(mode="autonomous"))
+        expected = final_state(a, whole.id)
+
+    with Store(str(tmp_path / "b.db")) as b:
+        b.init(default_seed())
+
+        class Boom(Exception):
+            pass
+
+        class Exploding(NoProgress):
+            def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
+                if (iteration, step) == (2, "critique"):
+                    raise Boom
+
+        with pytest.raises(Boom):
+            start_run(b, loop_backend(), config(mode="autonomous"), progress=Exploding())
+        interrupted = b.runs()[0]
+        assert interrupted.status == "running" and (2, "answer") in interrupted.steps_done
+        assert (2, "critique") not in interrupted.steps_done
+        resumed = continue_run(b, open_backend("scripted:loop", b), interrupted.id)
+        assert resumed.status == "completed"
+        assert final_state(b, resumed.id) == expected
+
+
+def test_a_step_is_never_recorded_twice(store: Store) -> None:
+    run = start_run(store, loop_backend(), config(iterations=1))
+    loop = Loop(store, loop_backend(), run, NoProgress())
+    with pytest.raises(Conflict, match="completed"):
+        step_answer(loop, 1)
+    open_run = store.create_run(config(iterations=1), list(store.run_tasks(run.id)), AGENT)
+    loop = Loop(store, loop_backend(), open_run, NoProgress())
+    step_answer(loop, 1)
+    with pytest.raises(Conflict, match="recorded"):
+        step_answer(loop, 1)
+    step_critique(loop, 1)
+    with pytest.raises(Conflict, match="recorded"):
+        step_critique(loop, 1)
