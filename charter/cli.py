@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from charter import _history_cli, _models_cli, _review_cli, _run_cli
+from charter import _history_cli, _models_cli, _review_cli, _reviews_cli, _run_cli, _users_cli
 from charter._errors import EXIT_INTERNAL, EXIT_INVALID, exit_code
 from charter._output import fail, say
 from charter._settings import Settings
@@ -46,6 +46,8 @@ def _root(
 _history_cli.register(app)
 _review_cli.register(app)
 _run_cli.register(app)
+_reviews_cli.register(app)
+_users_cli.register(app)
 app.add_typer(_models_cli.app, name="models")
 
 

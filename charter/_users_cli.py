@@ -1,0 +1,132 @@
+"""CLI: `charter users` (add, list, passwd, token, revoke): who may sign in to review.
+
+Passwords are read from a hidden prompt or, with --password-stdin, from the first line of
+standard input; they never appear on the command line. Tokens are printed once, on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, cast
+
+import typer
+
+from charter._output import emit_json, say, table
+from charter._settings import Settings
+from principles import InvalidInput, Role, UserKind
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+StdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="read the password from standard input")
+]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    assert isinstance(ctx.obj, Settings)
+    return ctx.obj
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InvalidInput("no password on standard input")
+        return line
+    if not sys.stdin.isatty():
+        raise InvalidInput("no terminal to ask for a password: use --password-stdin")
+    password: str = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+    return password
+
+
+def register(app: typer.Typer) -> None:
+    users = typer.Typer(
+        help="People and agents who sign in to the review UI.", no_args_is_help=True
+    )
+    app.add_typer(users, name="users")
+
+    @users.command("add")
+    def users_add(
+        ctx: typer.Context,
+        name: str,
+        role: Annotated[
+            list[str] | None, typer.Option("--role", help="reviewer | admin (repeatable)")
+        ] = None,
+        agent: Annotated[
+            bool, typer.Option("--agent", help="the agent's identity: a token, never a role")
+        ] = False,
+        password_stdin: StdinOpt = False,
+        no_password: Annotated[
+            bool, typer.Option("--no-password", help="no password: sign in with a token only")
+        ] = False,
+        token: Annotated[bool, typer.Option("--token", help="also issue an API token")] = False,
+    ) -> None:
+        """Register a reviewer or admin (with a password) or the agent (with a token)."""
+        s = _settings(ctx)
+        kind: UserKind = "agent" if agent else "human"
+        roles = cast("tuple[Role, ...]", tuple(dict.fromkeys(role or ())))
+        if kind == "human" and not roles:
+            raise InvalidInput("give a role: --role reviewer or --role admin")
+        password = None if agent or no_password else read_password(password_stdin)
+        with s.open() as store:
+            user = store.add_user(name, kind=kind, roles=roles, password=password, actor=s.actor())
+            issued = store.issue_token(name, s.actor(), "cli") if (agent or token) else None
+        say(
+            f"{user.kind} {user.name} added"
+            + (f" as {', '.join(user.roles)}" if user.roles else "")
+        )
+        if issued is not None:
+            say("API token (shown once; send it as `Authorization: Bearer <token>`):")
+            typer.echo(issued)
+
+    @users.command("list")
+    def users_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        """Registered users (never their credentials)."""
+        s = _settings(ctx)
+        with s.open() as store:
+            found = store.users()
+        if as_json:
+            emit_json(found)
+            return
+        table(
+            "users",
+            ["name", "kind", "roles", "password", "created (UTC)"],
+            [
+                (
+                    u.name,
+                    u.kind,
+                    ", ".join(u.roles),
+                    "yes" if u.has_password else "",
+                    f"{u.created_at:%Y-%m-%d %H:%M:%S}",
+                )
+                for u in found
+            ],
+        )
+
+    @users.command("passwd")
+    def users_passwd(ctx: typer.Context, name: str, password_stdin: StdinOpt = False) -> None:
+        """Set a person's password."""
+        s = _settings(ctx)
+        password = read_password(password_stdin)
+        with s.open() as store:
+            store.set_password(name, password, s.actor())
+        say(f"password of {name} changed")
+
+    @users.command("token")
+    def users_token(
+        ctx: typer.Context,
+        name: str,
+        label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
+    ) -> None:
+        """Issue an API token for scripts (printed once on stdout)."""
+        s = _settings(ctx)
+        with s.open() as store:
+            issued = store.issue_token(name, s.actor(), label)
+        typer.echo(issued)
+
+    @users.command("revoke")
+    def users_revoke(ctx: typer.Context, name: str) -> None:
+        """Revoke every API token of a user."""
+        s = _settings(ctx)
+        with s.open() as store:
+            count = store.revoke_tokens(name, s.actor())
+        say(f"{count} token(s) of {name} revoked")

@@ -1,0 +1,257 @@
+"""Users who sign in to review, their credentials, and per-database secrets (mixed into Store).
+
+Guarantees: passwords are stored only as argon2id hashes and API tokens only as SHA-256
+digests (a token is shown once, when issued); every change to a user is an audit event
+whose payload never holds a credential; checking a password for a missing user costs the
+same as for a real one, so timing does not reveal who exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from principles import (
+    SYSTEM,
+    Actor,
+    InvalidInput,
+    NotFound,
+    Role,
+    User,
+    UserKind,
+    check_new_user,
+    check_password,
+    utcnow,
+)
+from store import _audit
+from store._schema import api_tokens, app_secrets, users
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+TOKEN_PREFIX = "chr_"
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's defaults; imported on first use to keep start-up fast."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a miss costs a full verification."""
+    return _hasher().hash("charter: no such user")
+
+
+def _verify(stored: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return bool(_hasher().verify(stored, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _to_user(row: Row[Any]) -> User:
+    roles = tuple(r for r in row.roles.split(",") if r)
+    return User(
+        name=row.name,
+        kind=row.kind,
+        roles=roles,
+        has_password=row.password_hash is not None,
+        created_at=row.created_at,
+    )
+
+
+def _user_row(conn: Connection, name: str) -> Row[Any]:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        raise NotFound("user", name)
+    return row
+
+
+class UsersAPI:
+    """The users half of `Store` (mixed in); needs `_read` and `_write`."""
+
+    _read: Callable[..., Any]
+    _write: Callable[..., Any]
+
+    def add_user(
+        self,
+        name: str,
+        *,
+        kind: UserKind = "human",
+        roles: tuple[Role, ...] = (),
+        password: str | None = None,
+        actor: Actor = SYSTEM,
+    ) -> User:
+        """Register a person (with a role) or an agent (without); audited as `user.create`."""
+        check_new_user(name, kind, roles)
+        if password is not None:
+            check_password(password)
+        hashed = _hasher().hash(password) if password is not None else None
+
+        def run(conn: Connection) -> User:
+            if conn.scalar(select(users.c.id).where(users.c.name == name)) is not None:
+                raise InvalidInput(f"user {name!r} already exists")
+            now = utcnow()
+            conn.execute(
+                insert(users).values(
+                    name=name,
+                    kind=kind,
+                    roles=",".join(roles),
+                    password_hash=hashed,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            _audit.append(
+                conn,
+                actor.ref,
+                "user.create",
+                f"user:{name}",
+                {"kind": kind, "roles": list(roles), "password": hashed is not None},
+            )
+            return _to_user(_user_row(conn, name))
+
+        result: User = self._write(run)
+        return result
+
+    def user(self, name: str) -> User:
+        result: User = self._read(lambda c: _to_user(_user_row(c, name)))
+        return result
+
+    def users(self) -> list[User]:
+        rows = self._read(lambda c: c.execute(select(users).order_by(users.c.name)).all())
+        return [_to_user(r) for r in rows]
+
+    def find_user(self, name: str) -> User | None:
+        try:
+            return self.user(name)
+        except NotFound:
+            return None
+
+    def set_password(self, name: str, password: str, actor: Actor = SYSTEM) -> None:
+        check_password(password)
+        hashed = _hasher().hash(password)
+
+        def run(conn: Connection) -> None:
+            row = _user_row(conn, name)
+            if row.kind != "human":
+                raise InvalidInput("agents sign in with API tokens, not passwords")
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(password_hash=hashed, updated_at=utcnow())
+            )
+            _audit.append(conn, actor.ref, "user.password", f"user:{name}", {})
+
+        self._write(run)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if `password` is theirs; None otherwise (never says which part was wrong)."""
+        row = self._read(lambda c: c.execute(select(users).where(users.c.name == name)).first())
+        stored = row.password_hash if row is not None else None
+        if not _verify(stored or _dummy_hash(), password) or row is None or stored is None:
+            return None
+        if _hasher().check_needs_rehash(stored):
+            rehashed = _hasher().hash(password)
+            self._write(
+                lambda c: c.execute(
+                    update(users).where(users.c.id == row.id).values(password_hash=rehashed)
+                )
+            )
+        return _to_user(row)
+
+    def issue_token(self, name: str, actor: Actor = SYSTEM, label: str = "") -> str:
+        """A new API token for `name`; only its digest is kept, so show it now or never."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+        def run(conn: Connection) -> None:
+            row = _user_row(conn, name)
+            tid = conn.execute(
+                insert(api_tokens).values(
+                    user_id=row.id,
+                    label=label[:100],
+                    digest=token_digest(token),
+                    created_at=utcnow(),
+                )
+            ).inserted_primary_key
+            assert tid is not None
+            _audit.append(
+                conn,
+                actor.ref,
+                "user.token.issue",
+                f"user:{name}",
+                {"token": tid[0], "label": label},
+            )
+
+        self._write(run)
+        return token
+
+    def revoke_tokens(self, name: str, actor: Actor = SYSTEM) -> int:
+        """Revoke every live token of `name`; returns how many."""
+
+        def run(conn: Connection) -> int:
+            row = _user_row(conn, name)
+            done = conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.user_id == row.id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            _audit.append(
+                conn, actor.ref, "user.token.revoke", f"user:{name}", {"count": done.rowcount}
+            )
+            return int(done.rowcount)
+
+        result: int = self._write(run)
+        return result
+
+    def user_for_token(self, token: str) -> User | None:
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        row = self._read(
+            lambda c: c.execute(
+                select(users)
+                .join(api_tokens, api_tokens.c.user_id == users.c.id)
+                .where(
+                    api_tokens.c.digest == token_digest(token), api_tokens.c.revoked_at.is_(None)
+                )
+            ).first()
+        )
+        return _to_user(row) if row is not None else None
+
+    def secret(self, name: str) -> str:
+        """A random secret named `name`, generated on first use and the same ever after."""
+
+        def read(conn: Connection) -> str | None:
+            value = conn.scalar(select(app_secrets.c.value).where(app_secrets.c.name == name))
+            return None if value is None else str(value)
+
+        found: str | None = self._read(read)
+        if found is not None:
+            return found
+
+        def create(conn: Connection) -> str:
+            existing = read(conn)
+            if existing is not None:
+                return existing
+            value = secrets.token_urlsafe(48)
+            conn.execute(insert(app_secrets).values(name=name, value=value, created_at=utcnow()))
+            _audit.append(conn, SYSTEM.ref, "secret.create", f"secret:{name}", {})
+            return value
+
+        created: str = self._write(create)
+        return created
