@@ -22,10 +22,13 @@ def _default(value: object) -> str:
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+)
+
+
 def canonical_json(content: Any) -> str:
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
-    )
+    return _ENCODER.encode(content)
 
 
 def content_hash(content: Any, parent_hash: str | None) -> str:

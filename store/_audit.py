@@ -80,77 +80,54 @@ def anchor(conn: Connection) -> Anchor:
 
 def verify(conn: Connection, expected: Anchor | None = None) -> VerifyReport:
     """Walk the whole chain; stop at the first event that breaks it."""
-    prev_seq, prev_hash, count = 0, GENESIS, 0
+    prev_seq, prev_hash = 0, GENESIS
     anchor_seen = expected is None or expected.seq == 0
-    last_seq = 0
+
+    def bad(seq: int, reason: str) -> VerifyReport:
+        return VerifyReport(ok=False, events=prev_seq, first_bad=seq, reason=reason)
+
     while True:
         rows = conn.execute(
-            select(*_RAW).where(audit.c.seq > last_seq).order_by(audit.c.seq).limit(_BATCH)
+            select(*_RAW).where(audit.c.seq > prev_seq).order_by(audit.c.seq).limit(_BATCH)
         ).all()
         if not rows:
             break
-        for r in rows:
-            last_seq = r.seq
-            if r.seq != prev_seq + 1:
-                return VerifyReport(
-                    ok=False,
-                    events=count,
-                    first_bad=r.seq,
-                    reason=f"event {prev_seq + 1} is missing (next is {r.seq})",
-                )
-            if r.prev_hash != prev_hash:
-                return VerifyReport(
-                    ok=False,
-                    events=count,
-                    first_bad=r.seq,
-                    reason=f"event {r.seq} does not link to event {prev_seq}",
-                )
+        for seq, at, actor, action, subject, raw, link, stored in rows:
+            if seq != prev_seq + 1:
+                return bad(seq, f"event {prev_seq + 1} is missing (next is {seq})")
+            if link != prev_hash:
+                return bad(seq, f"event {seq} does not link to event {prev_seq}")
             try:
-                payload = json.loads(r.payload)
+                payload = json.loads(raw)
             except ValueError:
                 payload = None
             if not isinstance(payload, dict):
-                return VerifyReport(
-                    ok=False, events=count, first_bad=r.seq, reason=f"event {r.seq} is unreadable"
-                )
+                return bad(seq, f"event {seq} is unreadable")
             digest = event_hash(
-                seq=r.seq,
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                subject=r.subject,
+                seq=seq,
+                at=at,
+                actor=actor,
+                action=action,
+                subject=subject,
                 payload=payload,
-                prev_hash=r.prev_hash,
+                prev_hash=link,
             )
-            if digest != r.hash:
-                return VerifyReport(
-                    ok=False,
-                    events=count,
-                    first_bad=r.seq,
-                    reason=f"event {r.seq} was altered: its content does not match its hash",
-                )
-            if expected is not None and r.seq == expected.seq:
-                if r.hash != expected.hash:
-                    return VerifyReport(
-                        ok=False,
-                        events=count,
-                        first_bad=r.seq,
-                        reason=(
-                            f"event {r.seq} differs from the anchor: the log was rewritten "
-                            "from here or before"
-                        ),
+            if digest != stored:
+                return bad(seq, f"event {seq} was altered: its content does not match its hash")
+            if expected is not None and seq == expected.seq:
+                if stored != expected.hash:
+                    return bad(
+                        seq,
+                        f"event {seq} differs from the anchor: the log was rewritten from "
+                        "here or before",
                     )
                 anchor_seen = True
-            prev_seq, prev_hash, count = r.seq, r.hash, count + 1
+            prev_seq, prev_hash = seq, stored
     if not anchor_seen:
         assert expected is not None
-        return VerifyReport(
-            ok=False,
-            events=count,
-            first_bad=count + 1,
-            reason=(
-                f"the log ends at event {count} but the anchor names event {expected.seq}: "
-                "events were removed from the end"
-            ),
+        return bad(
+            prev_seq + 1,
+            f"the log ends at event {prev_seq} but the anchor names event {expected.seq}: "
+            "events were removed from the end",
         )
-    return VerifyReport(ok=True, events=count)
+    return VerifyReport(ok=True, events=prev_seq)

@@ -9,7 +9,10 @@ transient lock error is retried a bounded number of times and never reaches the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,12 +99,58 @@ def _transient(exc: OperationalError) -> bool:
     )
 
 
-def write(engine: Engine, fn: Callable[[Connection], T], *, attempts: int = 8) -> T:
+class WriterLock:
+    """Writers to one SQLite file take turns through a blocking file lock.
+
+    SQLite's busy handler polls with growing sleeps, so one process can keep the write lock
+    for hundreds of transactions while others wait for seconds; a kernel file lock wakes
+    waiters in turn instead. Threads of one process queue on a mutex first.
+    """
+
+    def __init__(self, database_path: str | None) -> None:
+        self.path = f"{database_path}.lock" if database_path else None
+        self._fd: int | None = None
+        self._mutex = threading.Lock()
+
+    def __enter__(self) -> WriterLock:
+        self._mutex.acquire()
+        if self.path is not None:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._mutex.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """A writer lock for a SQLite file; None for PostgreSQL (its advisory lock serves)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return WriterLock(None if not database or database == ":memory:" else database)
+
+
+def write(
+    engine: Engine,
+    fn: Callable[[Connection], T],
+    *,
+    attempts: int = 8,
+    lock: WriterLock | None = None,
+) -> T:
     """Run `fn` in one write transaction; retry transient lock errors with backoff."""
     write_engine = engine.execution_options(charter_write=True)
     for attempt in range(attempts):
         try:
-            with write_engine.begin() as conn:
+            with lock or contextlib.nullcontext(), write_engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
                 return fn(conn)

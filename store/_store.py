@@ -62,6 +62,7 @@ class Store(RunsAPI, UsersAPI, ReviewAPI):
         self.url = _engine.normalise_url(url)
         self.engine = _engine.create(self.url)
         self.policy = policy or Policy()
+        self._writer_lock = _engine.writer_lock(self.engine)
         if migrate:
             _engine.migrate(self.engine)
 
@@ -71,6 +72,8 @@ class Store(RunsAPI, UsersAPI, ReviewAPI):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
 
     def __enter__(self) -> Store:
         return self
@@ -84,7 +87,7 @@ class Store(RunsAPI, UsersAPI, ReviewAPI):
         return _engine.read(self.engine, fn)
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
-        return _engine.write(self.engine, fn)
+        return _engine.write(self.engine, fn, lock=self._writer_lock)
 
     @staticmethod
     def _cid(conn: Connection, name: str) -> int:

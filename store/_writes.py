@@ -32,7 +32,14 @@ from store._schema import actors, amendments, constitutions, entries, revisions,
 
 
 def ensure_actor(conn: Connection, actor: Actor) -> None:
-    if conn.scalar(select(actors.c.id).where(actors.c.ref == actor.ref)) is None:
+    """Record the actor on first use. Known refs are remembered on the pooled connection
+    (actors are never deleted), so repeated writes by one actor skip the lookup."""
+    known: set[str] = conn.info.setdefault("charter_known_actors", set())
+    if actor.ref in known:
+        return
+    if conn.scalar(select(actors.c.id).where(actors.c.ref == actor.ref)) is not None:
+        known.add(actor.ref)  # only once it is committed: a rolled-back insert is not known
+    else:
         conn.execute(
             insert(actors).values(
                 ref=actor.ref,
@@ -71,17 +78,21 @@ def commit(
     version is appended, chained to the previous one by hash. Raises if nothing changes.
     """
     head = conn.scalar(select(constitutions.c.head).where(constitutions.c.id == cid))
-    current: dict[str, tuple[int, str]] = {}
+    current: dict[str, tuple[int, str, int]] = {}  # principle -> (version id, hash, number)
+    parent_hash: str | None = None
+    parent_time = None
     if head is not None:
-        head_id = _queries.revision_row(conn, cid, head).id
+        head_row = _queries.revision_row(conn, cid, head)
+        parent_hash, parent_time = head_row.hash, head_row.created_at
         for r in conn.execute(
-            select(entries.c.principle_id, versions.c.id, versions.c.hash)
+            select(entries.c.principle_id, versions.c.id, versions.c.hash, versions.c.number)
             .join(versions, versions.c.id == entries.c.version_id)
-            .where(entries.c.revision_id == head_id)
+            .where(entries.c.revision_id == head_row.id)
         ):
-            current[r.principle_id] = (r.id, r.hash)
+            current[r.principle_id] = (r.id, r.hash, r.number)
     number = (head or 0) + 1
-    now = utcnow()
+    # Revision times never go backwards, so "as of a time" is one index probe.
+    now = utcnow() if parent_time is None else max(utcnow(), parent_time)
     new = dict(current)
     for change in changes:
         if change.principle is None:
@@ -99,7 +110,7 @@ def commit(
             p.text,
             p.entrenched,
         ):
-            new[p.id] = (last.id, last.hash)
+            new[p.id] = (last.id, last.hash, last.number)
             continue
         fields: dict[str, Any] = {
             "principle_id": p.id,
@@ -123,14 +134,13 @@ def commit(
             )
         ).inserted_primary_key
         assert vid is not None
-        new[p.id] = (int(vid[0]), digest)
+        new[p.id] = (int(vid[0]), digest, fields["number"])
     if new == current:
         raise InvalidAmendment("nothing to commit: the result equals the head revision")
-    parent_hash = _queries.revision_row(conn, cid, head).hash if head is not None else None
     digest = revision_hash(
         constitution=name,
         number=number,
-        entries={pid: h for pid, (_, h) in sorted(new.items())},
+        entries={pid: h for pid, (_, h, _) in sorted(new.items())},
         author=author.ref,
         message=message,
         created_at=now,
@@ -153,7 +163,7 @@ def commit(
         insert(entries),
         [
             {"revision_id": rid[0], "principle_id": pid, "version_id": vid}
-            for pid, (vid, _) in sorted(new.items())
+            for pid, (vid, _, _) in sorted(new.items())
         ],
     )
     conn.execute(update(constitutions).where(constitutions.c.id == cid).values(head=number))
@@ -173,7 +183,17 @@ def commit(
             **(audit_payload or {}),
         },
     )
-    return _queries.to_revision(conn, name, _queries.revision_row(conn, cid, number))
+    return Revision(
+        number=number,
+        constitution=name,
+        parent=head,
+        entries={pid: n for pid, (_, _, n) in sorted(new.items())},
+        author=author.ref,
+        message=message,
+        amendment_id=amendment_id,
+        created_at=now,
+        hash=digest,
+    )
 
 
 def propose(

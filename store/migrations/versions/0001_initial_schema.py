@@ -205,3 +205,5 @@ def downgrade() -> None:
     op.drop_table("constitutions")
     op.drop_table("audit_events")
     op.drop_table("actors")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS charter_append_only()")
