@@ -1,10 +1,11 @@
 """The critic: scores every (output, principle) pair in [0, 1] by answer-option scoring.
 
 For each pair the judge is asked, in `paraphrases` wordings, whether the response follows
-the principle; the options Yes / No / N/A are scored in one batched call per chunk, all
-sharing the constitution as a cached prefix. score = P(Yes) / (P(Yes) + P(No)),
-relevance = 1 - P(N/A), spread = the largest disagreement between wordings. Written
-rationales are generated only for the lowest-scoring pairs below the threshold.
+the principle; the options Yes / No / NA are scored in one batched call per output, whose
+shared prefix is the constitution followed by the exchange (see `judge_prefix`).
+score = P(Yes) / (P(Yes) + P(No)), relevance = 1 - P(NA), spread = the largest disagreement
+between wordings. Written rationales are generated only for the lowest-scoring pairs below
+the threshold.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from agent._progress import Progress
 from agent._prompts import JUDGE_OPTIONS, judge_prefix, judge_turn, rationale_turn
 from agent.models import Backend, GenerationParams
 from principles import Principle, Task
-
-BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,14 @@ def _probabilities(logprobs: Sequence[float]) -> list[float]:
     return [w / total for w in weights]
 
 
+def _by_output(pairs: Sequence[Pair]) -> dict[tuple[str, str], list[int]]:
+    """Pair indices grouped by the exchange they judge, in first-seen order."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault((p.task.id, p.response), []).append(i)
+    return groups
+
+
 def judge(
     backend: Backend,
     constitution: Sequence[Principle],
@@ -49,20 +56,23 @@ def judge(
     paraphrases: int,
     progress: Progress,
 ) -> list[Judgment]:
-    """One judgment per pair, in order."""
-    prefix = judge_prefix(constitution)
-    prompts = [
-        judge_turn(p.task, p.response, p.principle, k) for p in pairs for k in range(paraphrases)
-    ]
-    rows: list[list[float]] = []
-    for start in range(0, len(prompts), BATCH):
-        chunk = prompts[start : start + BATCH]
-        rows += backend.score_options(chunk, JUDGE_OPTIONS, shared_prefix=prefix)
-        progress.advance(len(chunk))
+    """One judgment per pair, in order; one batched scoring call per judged output."""
+    rows: dict[int, list[list[float]]] = {}
+    for indices in _by_output(pairs).values():
+        first = pairs[indices[0]]
+        prompts = [judge_turn(pairs[i].principle, k) for i in indices for k in range(paraphrases)]
+        scored = backend.score_options(
+            prompts,
+            JUDGE_OPTIONS,
+            shared_prefix=judge_prefix(constitution, first.task, first.response),
+        )
+        for n, i in enumerate(indices):
+            rows[i] = scored[n * paraphrases : (n + 1) * paraphrases]
+        progress.advance(len(prompts))
     judgments = []
     for i in range(len(pairs)):
         scores, relevances = [], []
-        for row in rows[i * paraphrases : (i + 1) * paraphrases]:
+        for row in rows[i]:
             yes, no, na = _probabilities(row)
             scores.append(yes / (yes + no) if yes + no > 0 else 0.5)
             relevances.append(1.0 - na)
@@ -84,16 +94,14 @@ def rationales(
     progress: Progress,
 ) -> list[str]:
     """A short written critique for each pair (callers pass only the weakest pairs)."""
-    if not pairs:
-        return []
-    prefix = judge_prefix(constitution)
-    out: list[str] = []
-    for start in range(0, len(pairs), 8):
-        chunk = pairs[start : start + 8]
-        out += backend.generate(
-            [rationale_turn(p.task, p.response, p.principle) for p in chunk],
+    out: dict[int, str] = {}
+    for indices in _by_output(pairs).values():
+        first = pairs[indices[0]]
+        replies = backend.generate(
+            [rationale_turn(pairs[i].principle) for i in indices],
             params,
-            shared_prefix=prefix,
+            shared_prefix=judge_prefix(constitution, first.task, first.response),
         )
-        progress.advance(len(chunk))
-    return [" ".join(r.split())[:600] or "(no rationale)" for r in out]
+        out.update(zip(indices, replies, strict=True))
+        progress.advance(len(indices))
+    return [" ".join(out[i].split())[:600] or "(no rationale)" for i in range(len(pairs))]

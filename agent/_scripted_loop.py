@@ -46,12 +46,13 @@ def _answer(conversation: list[ChatMessage]) -> str:
 
 
 def _score(conversation: list[ChatMessage], options: Sequence[str]) -> list[float]:
-    """Log-probabilities for Yes / No / N/A from the principle and the response."""
+    """Log-probabilities for Yes / No / NA from the principle and the response."""
     turn = _last_user(conversation)
     match = re.search(r"Principle \(([a-z0-9-]+)\): (.*?)\n\n", turn, re.S)
     pid = match.group(1) if match else "?"
     text = match.group(2) if match else ""
-    response = turn.split("Response: ", 1)[-1].split("\n\nPrinciple", 1)[0]
+    response = _system(conversation).split("Response: ", 1)[-1]
+    turn = f"{turn}\n{response}"
     p_yes = _WEAK.get(pid, 0.8) + 0.3 * (_unit(turn) - 0.5)
     if response.startswith("Briefly and clearly"):
         p_yes += 0.25
@@ -61,7 +62,7 @@ def _score(conversation: list[ChatMessage], options: Sequence[str]) -> list[floa
         p_yes -= 0.5
     p_yes = min(0.97, max(0.03, p_yes))
     p_na = 0.05 if pid != "safety-escalation" else 0.85
-    probs = {"Yes": p_yes * (1 - p_na), "No": (1 - p_yes) * (1 - p_na), "N/A": p_na}
+    probs = {"Yes": p_yes * (1 - p_na), "No": (1 - p_yes) * (1 - p_na), "NA": p_na}
     return [math.log(probs.get(o, 1e-6)) for o in options]
 
 

@@ -41,24 +41,45 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
 class PrefixCache:
     """An LRU of prefix key/value tensors (batch 1) for one model."""
 
-    def __init__(self, model: PreTrainedModel, capacity: int = 4) -> None:
+    def __init__(self, model: PreTrainedModel, capacity: int = 4, min_reuse: int = 16) -> None:
         self.model = model
         self.capacity = capacity
+        self.min_reuse = min_reuse
         self._entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.extended = 0
 
     def get(self, prefix: Sequence[int]) -> KV:
-        """The prefix's per-layer (keys, values), computing them on a miss."""
+        """The prefix's per-layer (keys, values), computing them on a miss.
+
+        On a miss, the cached prefix sharing the most leading tokens with this one (at least
+        `min_reuse`) is cut to that shared part and only the remaining tokens are run: the
+        critic's prefixes are the constitution followed by one output, so the constitution
+        is computed once and each output costs only its own tokens.
+        """
         key = tuple(prefix)
         if key in self._entries:
             self.hits += 1
             self._entries.move_to_end(key)
             return self._entries[key]
         self.misses += 1
+        shared, base = 0, None
+        for cached, kv in self._entries.items():
+            n = common_prefix_length([cached, key])
+            if n > shared:
+                shared, base = n, kv
+        shared = min(shared, len(key) - 1)
         device = self.model.device
-        cache = DynamicCache(config=self.model.config)
-        ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
+        if base is not None and shared >= self.min_reuse:
+            self.extended += 1
+            cut = [(k[:, :, :shared], v[:, :, :shared]) for k, v in base]
+            cache = DynamicCache(ddp_cache_data=cut, config=self.model.config)
+            rest = key[shared:]
+        else:
+            cache = DynamicCache(config=self.model.config)
+            rest = key
+        ids = torch.tensor([list(rest)], dtype=torch.long, device=device)
         with torch.inference_mode():
             self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         entry = [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr]
