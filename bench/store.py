@@ -346,12 +346,14 @@ def bench(store: Store, args: argparse.Namespace) -> tuple[list[Figure], dict[st
     with phase(f"bulk: audit events up to {args.events}"):
         fill_audit(store, args.events)
 
-    history = store.history(PRINCIPLE)
+    n_versions = len(store.version_log(PRINCIPLE))  # keep no result alive while timing
     head = store.constitution().revision
     info["revisions"] = head
-    info[f"versions of {PRINCIPLE}"] = len(history)
+    info[f"versions of {PRINCIPLE}"] = n_versions
+    ms = median_ms(lambda: store.version_log(PRINCIPLE), args.runs)
+    figures.append(Figure(f"history listing ({n_versions:,} versions)", ms, "ms", 50.0))
     ms = median_ms(lambda: store.history(PRINCIPLE), args.runs)
-    figures.append(Figure(f"history ({len(history):,} versions)", ms, "ms", 50.0))
+    figures.append(Figure(f"history with texts ({n_versions:,})", ms, "ms", 50.0))
 
     picks = [rng.randint(1, head) for _ in range(args.runs)]
     snap = store.constitution(at=picks[0])

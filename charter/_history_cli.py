@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         """Every version of a principle, oldest first."""
         s = _settings(ctx)
         with s.open() as store:
-            versions = store.history(principle_id, s.constitution)
+            versions = store.version_log(principle_id, s.constitution)
         if as_json:
             emit_json(versions)
             return

@@ -52,6 +52,7 @@ from principles._models import (
     Revision,
     Role,
     VerifyReport,
+    VersionInfo,
     utcnow,
 )
 from principles._policy import (
@@ -180,6 +181,7 @@ __all__ = [
     "UserName",
     "Verdict",
     "VerifyReport",
+    "VersionInfo",
     "applied_changes",
     "blame",
     "canonical_json",

@@ -126,6 +126,24 @@ class PrincipleVersion(_Frozen):
         )
 
 
+class VersionInfo(_Frozen):
+    """A version without its text: one row of a principle's history listing."""
+
+    principle_id: Slug
+    number: int = Field(ge=1)
+    title: Title
+    entrenched: bool
+    author: str
+    amendment_id: int | None = None
+    revision: int = Field(ge=1)
+    created_at: UTCDateTime
+    hash: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.principle_id}@{self.number}"
+
+
 class Revision(_Frozen):
     """An immutable snapshot {principle id -> version number} with a parent, like a commit."""
 

@@ -17,6 +17,7 @@ from principles import (
     PrincipleVersion,
     Review,
     Revision,
+    VersionInfo,
 )
 from store._schema import amendments, constitutions, entries, labels, reviews, revisions, versions
 
@@ -36,24 +37,32 @@ _VERSION_COLS = (
 )
 
 
+def _trusted(cls: Any, keys: tuple[str, ...], fields: frozenset[str], row: Any) -> Any:
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", dict(zip(keys, row, strict=True)))
+    object.__setattr__(obj, "__pydantic_fields_set__", fields)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 def to_version(row: Any) -> PrincipleVersion:
     """A version from a row of our own append-only table, validated when it was written.
 
     Built without pydantic's validation (10,000 versions in a history would otherwise cost
     most of the query's time); equality, dumping and properties behave as usual.
     """
-    values = dict(zip(_VERSION_KEYS, row, strict=True))
-    obj = PrincipleVersion.__new__(PrincipleVersion)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", _VERSION_FIELDS)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
+    version: PrincipleVersion = _trusted(PrincipleVersion, _VERSION_KEYS, _VERSION_FIELDS, row)
+    return version
 
 
 _VERSION_KEYS = tuple(c.key for c in _VERSION_COLS)
 _VERSION_FIELDS = frozenset(_VERSION_KEYS)
 assert set(PrincipleVersion.model_fields) == _VERSION_FIELDS
+_INFO_COLS = tuple(c for c in _VERSION_COLS if c.key in VersionInfo.model_fields)
+_INFO_KEYS = tuple(c.key for c in _INFO_COLS)
+_INFO_FIELDS = frozenset(_INFO_KEYS)
+assert set(VersionInfo.model_fields) == _INFO_FIELDS
 
 
 def constitution_row(conn: Connection, name: str) -> Row[Any]:
@@ -160,6 +169,18 @@ def history(conn: Connection, cid: int, principle_id: str) -> list[PrincipleVers
     if not rows:
         raise NotFound("principle", principle_id)
     return [to_version(r) for r in rows]
+
+
+def version_log(conn: Connection, cid: int, principle_id: str) -> list[VersionInfo]:
+    """A principle's versions without their texts, oldest first (the history listing)."""
+    rows = conn.execute(
+        select(*_INFO_COLS)
+        .where(versions.c.constitution_id == cid, versions.c.principle_id == principle_id)
+        .order_by(versions.c.number)
+    ).all()
+    if not rows:
+        raise NotFound("principle", principle_id)
+    return [_trusted(VersionInfo, _INFO_KEYS, _INFO_FIELDS, r) for r in rows]
 
 
 def version(conn: Connection, cid: int, principle_id: str, number: int | None) -> PrincipleVersion:

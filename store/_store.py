@@ -37,6 +37,7 @@ from principles import (
     Seed,
     StaleAmendment,
     VerifyReport,
+    VersionInfo,
     blame,
     check_open,
     utcnow,
@@ -150,7 +151,12 @@ class Store(RunsAPI, UsersAPI, ReviewAPI):
         return self._read(lambda c: _queries.version(c, self._cid(c, name), principle_id, version))
 
     def history(self, principle_id: str, name: str = DEFAULT) -> list[PrincipleVersion]:
+        """Every version of a principle with its text, oldest first."""
         return self._read(lambda c: _queries.history(c, self._cid(c, name), principle_id))
+
+    def version_log(self, principle_id: str, name: str = DEFAULT) -> list[VersionInfo]:
+        """Every version of a principle without its text: the history listing, cheaply."""
+        return self._read(lambda c: _queries.version_log(c, self._cid(c, name), principle_id))
 
     def blame(
         self, principle_id: str, version: int | None = None, name: str = DEFAULT

@@ -79,17 +79,29 @@ def commit(
     """
     head = conn.scalar(select(constitutions.c.head).where(constitutions.c.id == cid))
     current: dict[str, tuple[int, str, int]] = {}  # principle -> (version id, hash, number)
+    # A principle in the head holds its latest version (commits only append or reuse the
+    # latest), so the head's rows double as "the latest version" for those principles.
+    latest: dict[str, Any] = {}
     parent_hash: str | None = None
     parent_time = None
     if head is not None:
         head_row = _queries.revision_row(conn, cid, head)
         parent_hash, parent_time = head_row.hash, head_row.created_at
         for r in conn.execute(
-            select(entries.c.principle_id, versions.c.id, versions.c.hash, versions.c.number)
+            select(
+                entries.c.principle_id,
+                versions.c.id,
+                versions.c.hash,
+                versions.c.number,
+                versions.c.title,
+                versions.c.text,
+                versions.c.entrenched,
+            )
             .join(versions, versions.c.id == entries.c.version_id)
             .where(entries.c.revision_id == head_row.id)
         ):
             current[r.principle_id] = (r.id, r.hash, r.number)
+            latest[r.principle_id] = r
     number = (head or 0) + 1
     # Revision times never go backwards, so "as of a time" is one index probe.
     now = utcnow() if parent_time is None else max(utcnow(), parent_time)
@@ -99,12 +111,15 @@ def commit(
             new.pop(change.principle_id, None)
             continue
         p = change.principle
-        last = conn.execute(
-            select(versions)
-            .where(versions.c.constitution_id == cid, versions.c.principle_id == p.id)
-            .order_by(versions.c.number.desc())
-            .limit(1)
-        ).first()
+        last = (
+            latest.get(p.id)
+            or conn.execute(
+                select(versions)
+                .where(versions.c.constitution_id == cid, versions.c.principle_id == p.id)
+                .order_by(versions.c.number.desc())
+                .limit(1)
+            ).first()
+        )
         if last is not None and (last.title, last.text, last.entrenched) == (
             p.title,
             p.text,
