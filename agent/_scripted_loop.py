@@ -48,9 +48,10 @@ def _answer(conversation: list[ChatMessage]) -> str:
 def _score(conversation: list[ChatMessage], options: Sequence[str]) -> list[float]:
     """Log-probabilities for Yes / No / NA from the principle and the response."""
     turn = _last_user(conversation)
-    match = re.search(r"Principle \(([a-z0-9-]+)\): (.*?)\n\n", turn, re.S)
+    match = re.search(r"principle .*?\(([a-z0-9-]+)\)", turn)
     pid = match.group(1) if match else "?"
-    text = match.group(2) if match else ""
+    listed = re.search(rf"\({re.escape(pid)}\): (.*)", _system(conversation))
+    text = listed.group(1) if listed else ""
     response = _system(conversation).split("Response: ", 1)[-1]
     turn = f"{turn}\n{response}"
     p_yes = _WEAK.get(pid, 0.8) + 0.3 * (_unit(turn) - 0.5)

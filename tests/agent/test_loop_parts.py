@@ -279,7 +279,7 @@ def test_gate_refuses_entrenched_regressions(head) -> None:  # type: ignore[no-u
 
     def scores(conversation, options):  # type: ignore[no-untyped-def]
         turn = conversation[-1].content
-        honest = "Principle (honesty)" in turn
+        honest = "(honesty)?" in turn
         candidate_answer = "Response: CANDIDATE" in conversation[0].content
         yes = 0.9 if candidate_answer and not honest else 0.6
         if candidate_answer and honest:
