@@ -31,13 +31,18 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# The main job on the embedded defaults: charter.db here, the default model, two review-mode
+# iterations on part of the built-in suite, then what waits for review.
 demo: $(STAMP)
+	$(VENV)/bin/charter models pull
 	$(VENV)/bin/charter init --if-missing
-	$(VENV)/bin/charter principles list
-	$(VENV)/bin/charter audit verify
+	$(VENV)/bin/charter run --preset demo
+	$(VENV)/bin/charter review list
 
 bench: $(STAMP)
 	$(PY) bench/store.py
+	$(PY) bench/models.py
+	$(PY) bench/loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

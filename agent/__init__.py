@@ -7,6 +7,7 @@ The model layer is `agent.models`. The loop talks to the database only through `
 from agent._backends import StoreCallCache, open_backend
 from agent._export import training_records
 from agent._loop import AGENT, continue_run, start_run
+from agent._presets import PRESETS, preset
 from agent._progress import NoProgress, Progress
 from agent._scripted_loop import loop_backend
 from agent._summary import IterationSummary, RunSummary, summarize
@@ -15,6 +16,7 @@ from agent._tasks import BUILTIN, load_tasks, parse_tasks
 __all__ = [
     "AGENT",
     "BUILTIN",
+    "PRESETS",
     "IterationSummary",
     "NoProgress",
     "Progress",
@@ -25,6 +27,7 @@ __all__ = [
     "loop_backend",
     "open_backend",
     "parse_tasks",
+    "preset",
     "start_run",
     "summarize",
     "training_records",

@@ -135,18 +135,24 @@ def register(app: typer.Typer) -> None:
         paraphrases: Annotated[int, typer.Option("--judge-paraphrases")] = 2,
         min_improvement: Annotated[float, typer.Option("--min-improvement")] = 0.01,
         resume: Annotated[int | None, typer.Option("--resume", help="continue run RUN")] = None,
+        preset_name: Annotated[
+            str | None,
+            typer.Option("--preset", help="a named configuration (demo); other options ignored"),
+        ] = None,
         no_cache: Annotated[
             bool, typer.Option("--no-cache", help="skip the LM-call cache")
         ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Run the refinement loop (or resume a killed one) and print a summary."""
-        from agent import continue_run, open_backend, start_run, summarize
+        from agent import continue_run, open_backend, preset, start_run, summarize
 
         s = _settings(ctx)
         with s.open() as store:
             if resume is not None:
                 config = store.run(resume).config
+            elif preset_name is not None:
+                config = preset(preset_name)
             else:
                 try:
                     config = RunConfig(
@@ -180,8 +186,9 @@ def register(app: typer.Typer) -> None:
         print_summary(summary)
         if summary.pending:
             say(
-                f"{len(summary.pending)} amendment(s) wait for review: "
-                f"charter amend show {summary.pending[0]}, then charter amend approve/reject"
+                f"{len(summary.pending)} amendment(s) wait for review: charter review list, "
+                f"charter review show {summary.pending[0]}, then charter review approve/reject "
+                f"(or charter serve for the web UI)"
             )
 
     @runs_app.command("list")
