@@ -184,7 +184,13 @@ def register(app: typer.Typer) -> None:
             emit_json(summary)
             return
         print_summary(summary)
-        if summary.pending:
+        if not summary.pending:
+            proposed = sum(len(i.proposed) for i in summary.iterations)
+            say(
+                f"nothing waits for review: {proposed} draft(s) proposed, none passed the "
+                "gate (charter amend list shows each one's before/after figures)"
+            )
+        else:
             say(
                 f"{len(summary.pending)} amendment(s) wait for review: charter review list, "
                 f"charter review show {summary.pending[0]}, then charter review approve/reject "
