@@ -11,7 +11,7 @@ import typer
 
 from charter._errors import EXIT_INTEGRITY
 from charter._output import diff_text, emit_json, out, say, table
-from charter._settings import Settings
+from charter._settings import settings_of
 from principles import (
     Anchor,
     IntegrityError,
@@ -23,11 +23,6 @@ from principles import (
 from store import read_seed
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    assert isinstance(ctx.obj, Settings)
-    return ctx.obj
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -75,7 +70,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Create the database and a constitution from a file or the default one."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         seed = read_seed(source)
         name = s.constitution if source is None else seed.name
         seed = seed.model_copy(update={"name": name})
@@ -83,7 +78,7 @@ def register(app: typer.Typer) -> None:
             if if_missing and store.exists(name):
                 say(f"constitution {name!r} already exists in {s.db}")
                 return
-            revision = store.init(seed, s.actor())
+            revision = store.init(seed, s.actor(store))
         say(
             f"created constitution {name!r} in {s.db}: revision {revision.number} with "
             f"{len(revision.entries)} principles"
@@ -96,7 +91,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """The principles at the head (or at a revision)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             c = store.constitution(s.constitution, at=at)
         if as_json:
@@ -118,7 +113,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """One version of a principle (the latest by default)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         pid, number = parse_ref(ref)
         with s.open() as store:
             v = store.principle(pid, number, s.constitution)
@@ -139,7 +134,7 @@ def register(app: typer.Typer) -> None:
     @principles_app.command("history")
     def principles_history(ctx: typer.Context, principle_id: str, as_json: JsonOpt = False) -> None:
         """Every version of a principle, oldest first."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             versions = store.version_log(principle_id, s.constitution)
         if as_json:
@@ -170,7 +165,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """The difference between two versions."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         (pa, va), (pb, vb) = parse_ref(a), parse_ref(b)
         with s.open() as store:
             old = store.principle(pa, va, s.constitution)
@@ -210,7 +205,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Which version, revision and amendment wrote each line."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         pid, number = parse_ref(ref)
         with s.open() as store:
             lines = store.blame(pid, number, s.constitution)
@@ -228,7 +223,7 @@ def register(app: typer.Typer) -> None:
     @principles_app.command("search")
     def principles_search(ctx: typer.Context, text: str, as_json: JsonOpt = False) -> None:
         """Versions (current or past) whose title or text contains TEXT."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             found = store.search(text, s.constitution)
         if as_json:
@@ -247,7 +242,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Revisions, newest first."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             revs = store.revisions(s.constitution, limit)
         if as_json:
@@ -272,7 +267,7 @@ def register(app: typer.Typer) -> None:
     @revisions_app.command("show")
     def revisions_show(ctx: typer.Context, ref: str, as_json: JsonOpt = False) -> None:
         """One revision: its metadata and which version of each principle it holds."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             r = store.revision(ref, s.constitution)
         if as_json:
@@ -287,7 +282,7 @@ def register(app: typer.Typer) -> None:
     @revisions_app.command("diff")
     def revisions_diff(ctx: typer.Context, a: str, b: str, as_json: JsonOpt = False) -> None:
         """What changed between two revisions, principle by principle."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             old = store.constitution(s.constitution, at=a)
             new = store.constitution(s.constitution, at=b)
@@ -323,7 +318,7 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[Literal["md", "json", "yaml"], typer.Option("--format")] = "md",
     ) -> None:
         """The whole constitution (also an export: the output is a valid seed file)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         if at is not None and as_of is not None:
             raise InvalidInput("give --at or --as-of, not both")
         with s.open() as store:
@@ -341,7 +336,7 @@ def register(app: typer.Typer) -> None:
     @labels_app.command("list")
     def labels_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Labels and the revisions they point to."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             found = store.labels(s.constitution)
         if as_json:
@@ -356,16 +351,16 @@ def register(app: typer.Typer) -> None:
     @labels_app.command("set")
     def labels_set(ctx: typer.Context, label: str, revision: str) -> None:
         """Point LABEL at REVISION (a number, `head` or another label)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            x = store.set_label(label, revision, s.actor(), s.constitution)
+            x = store.set_label(label, revision, s.actor(store), s.constitution)
         say(f"label {x.name} -> revision {x.revision}")
 
     @labels_app.command("delete")
     def labels_delete(ctx: typer.Context, label: str) -> None:
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            store.delete_label(label, s.actor(), s.constitution)
+            store.delete_label(label, s.actor(store), s.constitution)
         say(f"label {label} deleted")
 
     @app.command()
@@ -375,9 +370,9 @@ def register(app: typer.Typer) -> None:
         message: Annotated[str, typer.Option("--message", "-m")] = "",
     ) -> None:
         """Make a new head revision equal to REVISION; history is kept."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            r = store.revert(revision, s.actor(), s.constitution, message)
+            r = store.revert(revision, s.actor(store), s.constitution, message)
         say(f"revision {r.number}: {r.message}")
 
     @audit_app.command("log")
@@ -387,7 +382,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """The newest audit events."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             events = store.audit_log(limit=limit)
         if as_json:
@@ -410,7 +405,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Export the chain's head; keep it outside the database for `verify --anchor`."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             a = store.anchor()
         text = a.model_dump_json(indent=2) + "\n"
@@ -429,7 +424,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Check every event's hash and link (and the anchor). Exit 7 when the log was altered."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         expected = None
         if anchor is not None:
             try:

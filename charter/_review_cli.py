@@ -8,12 +8,11 @@ from typing import Annotated
 import typer
 
 from charter._output import diff_text, emit_json, out, say, table
-from charter._settings import Settings
+from charter._settings import read_text_option, settings_of
 from principles import (
     Amendment,
     AmendmentDraft,
     InvalidAmendment,
-    InvalidInput,
     Op,
     unified_diff,
     validation_message,
@@ -21,22 +20,6 @@ from principles import (
 from store import Store
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    assert isinstance(ctx.obj, Settings)
-    return ctx.obj
-
-
-def _text(text: str | None, file: Path | None) -> str | None:
-    if text is not None and file is not None:
-        raise InvalidInput("give --text or --file, not both")
-    if file is None:
-        return text
-    try:
-        return file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc}") from exc
 
 
 def amendment_diff(store: Store, a: Amendment) -> str:
@@ -84,7 +67,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Propose a change; it waits for review."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         if op not in ("add", "revise", "retire", "merge"):
             raise InvalidAmendment(f"unknown op {op!r}: use add, revise, retire or merge")
         op_: Op = op  # type: ignore[assignment]
@@ -93,7 +76,7 @@ def register(app: typer.Typer) -> None:
                 op=op_,
                 principle_id=principle_id,
                 title=title,
-                text=_text(text, file),
+                text=read_text_option(text, file),
                 merge_from=tuple(merge_from or ()),
                 entrenched=entrenched,
                 rationale=rationale,
@@ -101,7 +84,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise InvalidAmendment(validation_message(exc)) from exc
         with s.open() as store:
-            a = store.propose(draft, s.actor(), s.constitution, supersedes=supersedes)
+            a = store.propose(draft, s.actor(store), s.constitution, supersedes=supersedes)
         if as_json:
             emit_json(a)
         say(f"amendment {a.id} proposed against revision {a.base_revision}")
@@ -113,7 +96,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Amendments, oldest first; filter with --status proposed|approved|..."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             found = store.amendments(s.constitution, status=status)
         if as_json:
@@ -140,7 +123,7 @@ def register(app: typer.Typer) -> None:
     @amend.command("show")
     def amend_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
         """An amendment: its change as a diff against the head, evidence, gate and reviews."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             a = store.amendment(amendment_id)
             diff = amendment_diff(store, a) if a.status in ("proposed", "approved") else ""
@@ -184,9 +167,11 @@ def register(app: typer.Typer) -> None:
         comment: Annotated[str, typer.Option("--comment", "-m")] = "",
     ) -> None:
         """Approve (you may not approve your own amendment)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            a = store.approve(amendment_id, s.actor(), comment)
+            a = store.decide(
+                amendment_id, s.actor(store), "approve", comment, apply=False
+            ).amendment
         say(f"amendment {a.id} is {a.status} ({len(a.current_approvals)} approval(s))")
 
     @amend.command("reject")
@@ -196,9 +181,9 @@ def register(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
     ) -> None:
         """Reject with a reason."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            a = store.reject(amendment_id, s.actor(), reason)
+            a = store.decide(amendment_id, s.actor(store), "reject", reason).amendment
         say(f"amendment {a.id} is {a.status}")
 
     @amend.command("edit")
@@ -211,24 +196,28 @@ def register(app: typer.Typer) -> None:
         rationale: Annotated[str | None, typer.Option("--rationale")] = None,
     ) -> None:
         """Edit a pending amendment; earlier approvals no longer count."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             a = store.edit(
-                amendment_id, s.actor(), title=title, text=_text(text, file), rationale=rationale
+                amendment_id,
+                s.actor(store),
+                title=title,
+                text=read_text_option(text, file),
+                rationale=rationale,
             )
         say(f"amendment {a.id} edited (edit {a.edit}); it needs fresh approval")
 
     @amend.command("comment")
     def comment(ctx: typer.Context, amendment_id: int, text: str) -> None:
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            store.comment(amendment_id, s.actor(), text)
+            store.comment(amendment_id, s.actor(store), text)
         say(f"comment added to amendment {amendment_id}")
 
     @amend.command("apply")
     def apply(ctx: typer.Context, amendment_id: int) -> None:
         """Apply an approved amendment as a new head revision (rebasing when clean)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            r = store.apply(amendment_id, s.actor())
+            r = store.apply(amendment_id, s.actor(store))
         say(f"amendment {amendment_id} applied: revision {r.number}")

@@ -13,9 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from charter._output import diff_text, emit_json, out, say, table
-from charter._settings import Settings
-from principles import Actor, InvalidInput, NotFound, ReviewState, unified_diff
-from store import Store
+from charter._settings import read_text_option, settings_of
+from principles import InvalidInput, NotFound, ReviewState, unified_diff
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -24,17 +23,6 @@ FILTERS: dict[str, tuple[str, ...] | None] = {
     "closed": ("applied", "rejected", "superseded"),
     "all": None,
 }
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    assert isinstance(ctx.obj, Settings)
-    return ctx.obj
-
-
-def reviewer(store: Store, settings: Settings) -> Actor:
-    """The registered user named like the person acting, or that person as a plain human."""
-    user = store.find_user(settings.user)
-    return user.actor if user is not None else settings.actor()
 
 
 def state_diff(state: ReviewState) -> str:
@@ -136,17 +124,6 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _read_text(text: str | None, file: Path | None) -> str | None:
-    if text is not None and file is not None:
-        raise InvalidInput("give --text or --file, not both")
-    if file is None:
-        return text
-    try:
-        return file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc}") from exc
-
-
 def _editor(initial: str, what: str) -> str:
     """Let the person edit `initial` in $VISUAL / $EDITOR; refuse an unchanged text."""
     import click
@@ -173,7 +150,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Amendments waiting for review (or --status stale|closed|all), oldest first."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         if status not in FILTERS:
             raise InvalidInput(f"unknown status filter {status!r}: use {', '.join(FILTERS)}")
         with s.open() as store:
@@ -202,7 +179,7 @@ def register(app: typer.Typer) -> None:
     @review.command("show")
     def review_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
         """The change as a diff, its evidence, the gate's figures and what policy requires."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             state = store.review_state(amendment_id)
         if as_json:
@@ -220,10 +197,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Approve; when that completes the quorum, apply it as a new head revision."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             done = store.decide(
-                amendment_id, reviewer(store, s), "approve", comment, apply=not no_apply
+                amendment_id, s.actor(store), "approve", comment, apply=not no_apply
             )
         a = done.amendment
         if done.revision is not None:
@@ -238,9 +215,9 @@ def register(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
     ) -> None:
         """Reject, with a reason."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            done = store.decide(amendment_id, reviewer(store, s), "reject", reason)
+            done = store.decide(amendment_id, s.actor(store), "reject", reason)
         say(f"amendment {done.amendment.id} is {done.amendment.status}")
 
     @review.command("edit")
@@ -253,8 +230,8 @@ def register(app: typer.Typer) -> None:
         rationale: Annotated[str | None, typer.Option("--rationale")] = None,
     ) -> None:
         """Edit the proposed text (--text, --file, or $EDITOR); approvals no longer count."""
-        s = _settings(ctx)
-        new_text = _read_text(text, file)
+        s = settings_of(ctx)
+        new_text = read_text_option(text, file)
         with s.open() as store:
             state = store.review_state(amendment_id)
             if new_text is None and title is None and rationale is None:
@@ -266,7 +243,7 @@ def register(app: typer.Typer) -> None:
                 new_text = _editor(current, "the text was")
             a = store.edit_draft(
                 amendment_id,
-                reviewer(store, s),
+                s.actor(store),
                 seen_edit=state.amendment.edit,
                 title=title,
                 text=new_text,
@@ -281,19 +258,19 @@ def register(app: typer.Typer) -> None:
         text: Annotated[str | None, typer.Argument(help="the comment ($EDITOR if omitted)")] = None,
     ) -> None:
         """Comment on an amendment (any status)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             store.amendment(amendment_id)
             body = text if text is not None else _editor("", "the comment was")
-            store.decide(amendment_id, reviewer(store, s), "comment", body)
+            store.decide(amendment_id, s.actor(store), "comment", body)
         say(f"comment added to amendment {amendment_id}")
 
     @review.command("rebase")
     def review_rebase(ctx: typer.Context, amendment_id: int) -> None:
         """Move a cleanly rebasable amendment onto the head revision."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            a = store.rebase(amendment_id, reviewer(store, s))
+            a = store.rebase(amendment_id, s.actor(store))
         say(f"amendment {a.id} rebased onto revision {a.base_revision}")
 
     @app.command("serve")
@@ -308,7 +285,7 @@ def register(app: typer.Typer) -> None:
         """Serve the review web UI (sign in as a user made with `charter users add`)."""
         from charter.web import serve as run_server
 
-        s = _settings(ctx)
+        s = settings_of(ctx)
         store = s.open()
         try:
             if not store.exists(s.constitution):

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from charter._output import emit_json, err, say, table
-from charter._settings import Settings
+from charter._settings import settings_of
 from principles import GateRule, InvalidInput, RunConfig, validation_message
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -63,11 +63,6 @@ class RichProgress:
 
     def message(self, text: str) -> None:
         self.bar.console.print(text, markup=False)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    assert isinstance(ctx.obj, Settings)
-    return ctx.obj
 
 
 def print_summary(summary: Any) -> None:
@@ -147,7 +142,7 @@ def register(app: typer.Typer) -> None:
         """Run the refinement loop (or resume a killed one) and print a summary."""
         from agent import continue_run, open_backend, preset, start_run, summarize
 
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             if resume is not None:
                 config = store.run(resume).config
@@ -200,7 +195,7 @@ def register(app: typer.Typer) -> None:
     @runs_app.command("list")
     def runs_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Runs, oldest first."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             found = store.runs(s.constitution)
         if as_json:
@@ -228,7 +223,7 @@ def register(app: typer.Typer) -> None:
         """A run's per-iteration and per-principle scores and its amendments."""
         from agent import summarize
 
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             summary = summarize(store, run_id)
         if as_json:
@@ -246,7 +241,7 @@ def register(app: typer.Typer) -> None:
         """(prompt, original, critique, revision) records as JSONL for TRL's trainers."""
         from agent import training_records
 
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             records = list(training_records(store, run_id, fmt))
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

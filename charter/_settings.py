@@ -5,6 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
+from pathlib import Path
+
+import typer
 
 from principles import Actor, InvalidInput
 from store import Store
@@ -26,8 +29,11 @@ class Settings:
             user=user or os.environ.get("CHARTER_USER") or _login(),
         )
 
-    def actor(self) -> Actor:
-        """The person at the keyboard."""
+    def actor(self, store: Store | None = None) -> Actor:
+        """Who is acting: the registered user of that name (with its kind and roles, so the
+        agent's identity stays an agent on every command), else a person of that name."""
+        if store is not None and (user := store.find_user(self.user)) is not None:
+            return user.actor
         try:
             return Actor(kind="human", name=self.user)
         except ValueError as exc:
@@ -35,6 +41,24 @@ class Settings:
 
     def open(self) -> Store:
         return Store(self.db)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the root callback resolved for this invocation."""
+    assert isinstance(ctx.obj, Settings)
+    return ctx.obj
+
+
+def read_text_option(text: str | None, file: Path | None) -> str | None:
+    """The value of a `--text` / `--file` pair of options."""
+    if text is not None and file is not None:
+        raise InvalidInput("give --text or --file, not both")
+    if file is None:
+        return text
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc}") from exc
 
 
 def _login() -> str:

@@ -12,18 +12,13 @@ from typing import Annotated, cast
 import typer
 
 from charter._output import emit_json, say, table
-from charter._settings import Settings
+from charter._settings import settings_of
 from principles import InvalidInput, Role, UserKind
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 StdinOpt = Annotated[
     bool, typer.Option("--password-stdin", help="read the password from standard input")
 ]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    assert isinstance(ctx.obj, Settings)
-    return ctx.obj
 
 
 def read_password(from_stdin: bool) -> str:
@@ -61,15 +56,17 @@ def register(app: typer.Typer) -> None:
         token: Annotated[bool, typer.Option("--token", help="also issue an API token")] = False,
     ) -> None:
         """Register a reviewer or admin (with a password) or the agent (with a token)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         kind: UserKind = "agent" if agent else "human"
         roles = cast("tuple[Role, ...]", tuple(dict.fromkeys(role or ())))
         if kind == "human" and not roles:
             raise InvalidInput("give a role: --role reviewer or --role admin")
         password = None if agent or no_password else read_password(password_stdin)
         with s.open() as store:
-            user = store.add_user(name, kind=kind, roles=roles, password=password, actor=s.actor())
-            issued = store.issue_token(name, s.actor(), "cli") if (agent or token) else None
+            user = store.add_user(
+                name, kind=kind, roles=roles, password=password, actor=s.actor(store)
+            )
+            issued = store.issue_token(name, s.actor(store), "cli") if (agent or token) else None
         say(
             f"{user.kind} {user.name} added"
             + (f" as {', '.join(user.roles)}" if user.roles else "")
@@ -81,7 +78,7 @@ def register(app: typer.Typer) -> None:
     @users.command("list")
     def users_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Registered users (never their credentials)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
             found = store.users()
         if as_json:
@@ -105,10 +102,10 @@ def register(app: typer.Typer) -> None:
     @users.command("passwd")
     def users_passwd(ctx: typer.Context, name: str, password_stdin: StdinOpt = False) -> None:
         """Set a person's password."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         password = read_password(password_stdin)
         with s.open() as store:
-            store.set_password(name, password, s.actor())
+            store.set_password(name, password, s.actor(store))
         say(f"password of {name} changed")
 
     @users.command("token")
@@ -118,15 +115,15 @@ def register(app: typer.Typer) -> None:
         label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
     ) -> None:
         """Issue an API token for scripts (printed once on stdout)."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            issued = store.issue_token(name, s.actor(), label)
+            issued = store.issue_token(name, s.actor(store), label)
         typer.echo(issued)
 
     @users.command("revoke")
     def users_revoke(ctx: typer.Context, name: str) -> None:
         """Revoke every API token of a user."""
-        s = _settings(ctx)
+        s = settings_of(ctx)
         with s.open() as store:
-            count = store.revoke_tokens(name, s.actor())
+            count = store.revoke_tokens(name, s.actor(store))
         say(f"{count} token(s) of {name} revoked")

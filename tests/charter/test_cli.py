@@ -149,7 +149,11 @@ def test_revert_labels_and_audit(cli: CLI, tmp_path: Path) -> None:
         (["amend", "propose", "revise", "clarity", "--text", "   "], 4, "empty"),
         (["amend", "propose", "retire", "missing"], 3, "missing"),
         (["amend", "approve", "1"], 3, "amendment not found"),
-        (["amend", "reject", "1"], 4, "needs a reason"),
+        (
+            ["amend", "propose", "revise", "clarity", "--text", "x", "--merge-from", "honesty"],
+            4,
+            "only for a merge",
+        ),
         (["revisions", "show", "7"], 3, "revision not found"),
         (["labels", "set", "Bad Label", "1"], 4, "label"),
         (["audit", "verify", "--anchor", "/nonexistent"], 4, "cannot read anchor"),
@@ -205,3 +209,16 @@ def test_console_script_runs(tmp_path: Path) -> None:
         check=True,
     )
     assert len(json.loads(listed.stdout)) == 10
+
+
+def test_registered_agent_cannot_approve_through_any_command(cli: CLI) -> None:
+    """`--as` names a registered user: its kind holds on every command, so the agent's
+    identity is refused by `amend approve` as by `review approve`, and the refusal is audited."""
+    cli.ok("users", "add", "charter-agent", "--agent")
+    cli.ok("amend", "propose", "revise", "clarity", "--text", "Shorter.", user="alice")
+    for group in ("amend", "review"):
+        code, _, err = cli(group, "approve", "1", user="charter-agent")
+        assert code == 5 and "agent" in err
+    refused = [e for e in cli.json("audit", "log") if e["action"] == "review.refused"]  # type: ignore[index, union-attr]
+    assert len(refused) == 2 and refused[0]["actor"] == "agent:charter-agent"  # type: ignore[index]
+    assert cli.json("amend", "show", "1")["amendment"]["status"] == "proposed"  # type: ignore[index]
