@@ -188,8 +188,48 @@ def main() -> None:
         f"critique speed-up                       {scoring_rate / generating_rate:8.1f}x   "
         "(target >= 10x)"
     )
+    critic_layout(backend, verdict)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS                                {peak_mb:8.0f} MB   (target < 1536 MB)")
+
+
+def critic_layout(backend: Any, verdict: GenerationParams) -> None:
+    """The critic as the loop runs it: the default constitution, one scoring call per output
+    whose shared prefix is the constitution plus the exchange, short per-principle questions,
+    Yes/No/NA options; against generating a verdict per pair from the same full prompt."""
+    from agent._critic import Pair, judge
+    from agent._progress import NoProgress
+    from agent._prompts import judge_prefix, judge_turn
+    from principles import Task, default_seed
+
+    principles = [p for p in default_seed().principles]
+    task = Task(id="q", prompt="Answer the user's question helpfully and honestly.")
+    pairs = [Pair(task, o, p) for o in OUTPUTS for p in principles]
+    backend.prefix_cache.clear()
+    start = time.perf_counter()
+    judged = judge(backend, principles, pairs, 1, NoProgress())
+    scored_s = time.perf_counter() - start
+    assert len(judged) == len(pairs) == 160
+    sample = pairs[:: len(pairs) // 6][:6]
+    per_pair = timed(
+        lambda: [
+            backend.generate(
+                [[*judge_prefix(principles, p.task, p.response), *judge_turn(p.principle, 0)]],
+                verdict,
+            )
+            for p in sample
+        ]
+    ) / len(sample)
+    rate, baseline = len(pairs) / scored_s, 1 / per_pair
+    print(
+        f"critic layout, scored                   {rate:8.2f} pairs/s   "
+        f"({scored_s:.1f} s for 160; default constitution, one call per output)"
+    )
+    print(
+        f"critic layout, verdict generated        {baseline:8.2f} pairs/s   "
+        f"(16 new tokens, full prompt; {len(sample)}-pair sample)"
+    )
+    print(f"critic layout speed-up                  {rate / baseline:8.1f}x   (target >= 10x)")
 
 
 if __name__ == "__main__":
