@@ -15,7 +15,6 @@ import math
 import re
 from collections.abc import Sequence
 
-from agent._prompts import JUDGE_OPTIONS
 from agent.models import ChatMessage, ScriptedBackend
 
 REVISED_MARK = "(revised)"
@@ -115,4 +114,4 @@ def loop_backend() -> ScriptedBackend:
     return backend
 
 
-__all__ = ["JUDGE_OPTIONS", "loop_backend"]
+__all__ = ["loop_backend"]

@@ -47,7 +47,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.amendment_ids: list[int] = []
 
     def make_url(self) -> str:
-        raise NotImplementedError  # chosen by the subclass for each database
+        raise TypeError("each database's machine says where its database is")
 
     def teardown(self) -> None:
         self.store.close()
