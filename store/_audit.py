@@ -18,6 +18,9 @@ from principles import GENESIS, Anchor, AuditEvent, VerifyReport, event_hash, ut
 from store._schema import audit
 
 _BATCH = 5000
+# Built once: appends are on every write path (see store/_queries.py).
+_LAST_EVENT = select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+_INSERT_EVENT = insert(audit)
 # The payload as stored text, so that a corrupted payload is reported, not raised.
 _RAW = (
     audit.c.seq,
@@ -34,8 +37,7 @@ _RAW = (
 def append(
     conn: Connection, actor: str, action: str, subject: str, payload: dict[str, Any]
 ) -> AuditEvent:
-    last = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
-    row = last.first()
+    row = conn.execute(_LAST_EVENT).first()
     seq, prev = (row.seq + 1, row.hash) if row else (1, GENESIS)
     at = utcnow()
     digest = event_hash(
@@ -51,7 +53,7 @@ def append(
         "prev_hash": prev,
         "hash": digest,
     }
-    conn.execute(insert(audit).values(**values))
+    conn.execute(_INSERT_EVENT, values)
     return AuditEvent.model_validate(values)
 
 

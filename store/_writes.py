@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from principles import (
     Actor,
@@ -29,6 +29,38 @@ from principles import (
 )
 from store import _audit, _queries
 from store._schema import actors, amendments, constitutions, entries, revisions, versions
+
+# Statements of the commit path, built once (see store/_queries.py for why).
+_HEAD = select(constitutions.c.head).where(constitutions.c.id == bindparam("cid"))
+_HEAD_ENTRIES = (
+    select(
+        entries.c.principle_id,
+        versions.c.id,
+        versions.c.hash,
+        versions.c.number,
+        versions.c.title,
+        versions.c.text,
+        versions.c.entrenched,
+    )
+    .join(versions, versions.c.id == entries.c.version_id)
+    .where(entries.c.revision_id == bindparam("rid"))
+)
+_LATEST = (
+    select(versions)
+    .where(
+        versions.c.constitution_id == bindparam("cid"), versions.c.principle_id == bindparam("pid")
+    )
+    .order_by(versions.c.number.desc())
+    .limit(1)
+)
+_INSERT_VERSION = insert(versions)
+_INSERT_REVISION = insert(revisions)
+_INSERT_ENTRIES = insert(entries)
+_SET_HEAD = (
+    update(constitutions)
+    .where(constitutions.c.id == bindparam("cid"))
+    .values(head=bindparam("new_head"))
+)
 
 
 def ensure_actor(conn: Connection, actor: Actor) -> None:
@@ -77,7 +109,7 @@ def commit(
     A principle whose content equals its latest version reuses that version; otherwise a new
     version is appended, chained to the previous one by hash. Raises if nothing changes.
     """
-    head = conn.scalar(select(constitutions.c.head).where(constitutions.c.id == cid))
+    head = conn.scalar(_HEAD, {"cid": cid})
     current: dict[str, tuple[int, str, int]] = {}  # principle -> (version id, hash, number)
     # A principle in the head holds its latest version (commits only append or reuse the
     # latest), so the head's rows double as "the latest version" for those principles.
@@ -87,19 +119,7 @@ def commit(
     if head is not None:
         head_row = _queries.revision_row(conn, cid, head)
         parent_hash, parent_time = head_row.hash, head_row.created_at
-        for r in conn.execute(
-            select(
-                entries.c.principle_id,
-                versions.c.id,
-                versions.c.hash,
-                versions.c.number,
-                versions.c.title,
-                versions.c.text,
-                versions.c.entrenched,
-            )
-            .join(versions, versions.c.id == entries.c.version_id)
-            .where(entries.c.revision_id == head_row.id)
-        ):
+        for r in conn.execute(_HEAD_ENTRIES, {"rid": head_row.id}):
             current[r.principle_id] = (r.id, r.hash, r.number)
             latest[r.principle_id] = r
     number = (head or 0) + 1
@@ -140,13 +160,14 @@ def commit(
         }
         digest = version_hash(**fields)
         vid = conn.execute(
-            insert(versions).values(
-                constitution_id=cid,
-                amendment_id=amendment_id,
-                revision=number,
-                hash=digest,
+            _INSERT_VERSION,
+            {
+                "constitution_id": cid,
+                "amendment_id": amendment_id,
+                "revision": number,
+                "hash": digest,
                 **fields,
-            )
+            },
         ).inserted_primary_key
         assert vid is not None
         new[p.id] = (int(vid[0]), digest, fields["number"])
@@ -162,26 +183,27 @@ def commit(
         parent_hash=parent_hash,
     )
     rid = conn.execute(
-        insert(revisions).values(
-            constitution_id=cid,
-            number=number,
-            parent=head,
-            author=author.ref,
-            message=message,
-            amendment_id=amendment_id,
-            created_at=now,
-            hash=digest,
-        )
+        _INSERT_REVISION,
+        {
+            "constitution_id": cid,
+            "number": number,
+            "parent": head,
+            "author": author.ref,
+            "message": message,
+            "amendment_id": amendment_id,
+            "created_at": now,
+            "hash": digest,
+        },
     ).inserted_primary_key
     assert rid is not None
     conn.execute(
-        insert(entries),
+        _INSERT_ENTRIES,
         [
             {"revision_id": rid[0], "principle_id": pid, "version_id": vid}
             for pid, (vid, _, _) in sorted(new.items())
         ],
     )
-    conn.execute(update(constitutions).where(constitutions.c.id == cid).values(head=number))
+    conn.execute(_SET_HEAD, {"cid": cid, "new_head": number})
     changed = sorted(pid for pid in set(new) | set(current) if new.get(pid) != current.get(pid))
     _audit.append(
         conn,
