@@ -27,6 +27,7 @@ from principles import (
     Actor,
     Aggregate,
     Amendment,
+    CharterError,
     Constitution,
     Critique,
     InvalidInput,
@@ -34,6 +35,7 @@ from principles import (
     NewOutput,
     Run,
     RunConfig,
+    RunStatus,
     StepName,
     Task,
     entrenched_touched,
@@ -122,14 +124,21 @@ def continue_run(
         "evaluate": step_evaluate,
         "decide": step_decide,
     }
-    for iteration in range(1, run.config.iterations + 1):
-        for name in STEPS:
-            if not loop.run.done(iteration, name):
-                steps[name](loop, iteration)
-                loop.run = store.run(run_id)
-        reason = stop_reason(loop, iteration)
-        if reason:
-            return store.finish_run(run_id, "stopped", reason, AGENT)
+    try:
+        for iteration in range(1, run.config.iterations + 1):
+            for name in STEPS:
+                if not loop.run.done(iteration, name):
+                    steps[name](loop, iteration)
+                    loop.run = store.run(run_id)
+            reason = stop_reason(loop, iteration)
+            if reason:
+                return store.finish_run(run_id, "stopped", reason, AGENT)
+    except (CharterError, KeyboardInterrupt) as exc:
+        # A model that failed or a person who pressed Ctrl-C: the run says so and stays
+        # resumable (`charter run --resume`); a killed process leaves it "running".
+        status: RunStatus = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.finish_run(run_id, status, str(exc) or "interrupted", AGENT)
+        raise
     return store.finish_run(run_id, "completed", "", AGENT)
 
 

@@ -208,3 +208,27 @@ def test_a_step_is_never_recorded_twice(store: Store) -> None:
     step_critique(loop, 1)
     with pytest.raises(Conflict, match="recorded"):
         step_critique(loop, 1)
+
+
+def test_a_failing_model_marks_the_run_failed_and_resume_finishes_it(store: Store) -> None:
+    class Flaky(ScriptedBackend):
+        broken = True
+
+        def score_options(self, prompts: Any, options: Any, **kw: Any) -> list[list[float]]:
+            if Flaky.broken:
+                raise ModelError("server went away")
+            return super().score_options(prompts, options, **kw)
+
+    from principles import ModelError
+
+    flaky = Flaky(default="an answer")
+    with pytest.raises(ModelError, match="went away"):
+        start_run(store, flaky, config(iterations=1, max_proposals=0))
+    failed = store.runs()[0]
+    assert failed.status == "failed" and "went away" in failed.stop_reason
+    assert failed.steps_done == ((1, "answer"),)
+    Flaky.broken = False
+    done = continue_run(store, flaky, failed.id)
+    assert done.status == "completed" and len(done.steps_done) == len(STEPS)
+    actions = [e.action for e in store.audit_log()]
+    assert "run.failed" in actions and "run.resume" in actions
