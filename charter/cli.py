@@ -64,8 +64,8 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)
-    except typer.Abort:
-        say("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        say("interrupted")
         sys.exit(130)
     except Exception as exc:  # a click usage error or a bug
         import click

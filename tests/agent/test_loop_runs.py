@@ -13,7 +13,7 @@ from agent import continue_run, load_tasks, loop_backend, open_backend, start_ru
 from agent._loop import AGENT, STEPS, Loop, step_answer, step_critique
 from agent._progress import NoProgress
 from agent.models import ScriptedBackend
-from principles import Conflict, Policy, RunConfig, Task, default_seed
+from principles import Conflict, ModelError, Policy, RunConfig, Task, default_seed
 from store import Store
 
 ENTRENCHED = {"honesty", "harm-avoidance", "transparency-ai"}
@@ -218,8 +218,6 @@ def test_a_failing_model_marks_the_run_failed_and_resume_finishes_it(store: Stor
             if Flaky.broken:
                 raise ModelError("server went away")
             return super().score_options(prompts, options, **kw)
-
-    from principles import ModelError
 
     flaky = Flaky(default="an answer")
     with pytest.raises(ModelError, match="went away"):
