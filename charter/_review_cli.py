@@ -7,41 +7,17 @@ from typing import Annotated
 
 import typer
 
-from charter._output import diff_text, emit_json, out, say, table
+from charter._output import emit_json, say, table
+from charter._reviews_cli import print_state, state_json
 from charter._settings import read_text_option, settings_of
 from principles import (
-    Amendment,
     AmendmentDraft,
     InvalidAmendment,
     Op,
-    unified_diff,
     validation_message,
 )
-from store import Store
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def amendment_diff(store: Store, a: Amendment) -> str:
-    """The amendment's change as a unified diff against the current head."""
-    head = store.constitution(a.constitution)
-    d = a.draft
-    parts = []
-    for pid in d.touched:
-        old = head.get(pid)
-        if pid == d.principle_id and d.op != "retire":
-            new_text = d.text if d.text is not None else (old.text if old else "")
-        else:
-            new_text = ""
-        parts.append(
-            unified_diff(
-                old.text if old else "",
-                new_text,
-                f"{pid}@{old.number}" if old else "/dev/null",
-                f"{pid} (proposed)" if new_text else "/dev/null",
-            )
-        )
-    return "\n".join(p for p in parts if p)
 
 
 def register(app: typer.Typer) -> None:
@@ -122,43 +98,15 @@ def register(app: typer.Typer) -> None:
 
     @amend.command("show")
     def amend_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
-        """An amendment: its change as a diff against the head, evidence, gate and reviews."""
+        """The change as a diff, its evidence, the gate's figures and what policy requires
+        (the same view as `charter review show`)."""
         s = settings_of(ctx)
         with s.open() as store:
-            a = store.amendment(amendment_id)
-            diff = amendment_diff(store, a) if a.status in ("proposed", "approved") else ""
+            state = store.review_state(amendment_id)
         if as_json:
-            emit_json({"amendment": a, "diff": diff})
+            emit_json(state_json(state))
             return
-        d = a.draft
-        out.print(
-            f"amendment {a.id}: {d.op} {d.principle_id} [{a.status}]", style="bold", markup=False
-        )
-        out.print(
-            f"proposed by {a.proposer} against revision {a.base_revision}; edit {a.edit}",
-            markup=False,
-        )
-        if d.merge_from:
-            out.print(f"merges: {', '.join(d.merge_from)}", markup=False)
-        if d.rationale:
-            out.print(f"rationale: {d.rationale}", markup=False)
-        if d.evidence:
-            out.print(f"evidence: {', '.join(d.evidence)}", markup=False)
-        if a.evaluation:
-            e = a.evaluation
-            out.print(
-                f"gate: {e.before:.3f} -> {e.after:.3f} ({e.delta:+.3f}), "
-                f"{'passed' if e.passed else 'failed'}",
-                markup=False,
-            )
-        if diff:
-            diff_text(diff)
-        for r in a.reviews:
-            out.print(
-                f"  {r.created_at:%Y-%m-%d %H:%M} {r.reviewer} {r.decision} (edit {r.edit})"
-                + (f": {r.comment}" if r.comment else ""),
-                markup=False,
-            )
+        print_state(state)
 
     @amend.command("approve")
     def approve(
