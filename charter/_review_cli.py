@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charter._output import emit_json, say, table
-from charter._reviews_cli import print_state, state_json
+from charter._reviews_cli import add_shared_commands
 from charter._settings import read_text_option, settings_of
 from principles import (
     AmendmentDraft,
@@ -96,18 +96,6 @@ def register(app: typer.Typer) -> None:
             ],
         )
 
-    @amend.command("show")
-    def amend_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
-        """The change as a diff, its evidence, the gate's figures and what policy requires
-        (the same view as `charter review show`)."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            state = store.review_state(amendment_id)
-        if as_json:
-            emit_json(state_json(state))
-            return
-        print_state(state)
-
     @amend.command("approve")
     def approve(
         ctx: typer.Context,
@@ -122,46 +110,6 @@ def register(app: typer.Typer) -> None:
             ).amendment
         say(f"amendment {a.id} is {a.status} ({len(a.current_approvals)} approval(s))")
 
-    @amend.command("reject")
-    def reject(
-        ctx: typer.Context,
-        amendment_id: int,
-        reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
-    ) -> None:
-        """Reject with a reason."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            a = store.decide(amendment_id, s.actor(store), "reject", reason).amendment
-        say(f"amendment {a.id} is {a.status}")
-
-    @amend.command("edit")
-    def edit(
-        ctx: typer.Context,
-        amendment_id: int,
-        title: Annotated[str | None, typer.Option("--title")] = None,
-        text: Annotated[str | None, typer.Option("--text")] = None,
-        file: Annotated[Path | None, typer.Option("--file")] = None,
-        rationale: Annotated[str | None, typer.Option("--rationale")] = None,
-    ) -> None:
-        """Edit a pending amendment; earlier approvals no longer count."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            a = store.edit(
-                amendment_id,
-                s.actor(store),
-                title=title,
-                text=read_text_option(text, file),
-                rationale=rationale,
-            )
-        say(f"amendment {a.id} edited (edit {a.edit}); it needs fresh approval")
-
-    @amend.command("comment")
-    def comment(ctx: typer.Context, amendment_id: int, text: str) -> None:
-        s = settings_of(ctx)
-        with s.open() as store:
-            store.comment(amendment_id, s.actor(store), text)
-        say(f"comment added to amendment {amendment_id}")
-
     @amend.command("apply")
     def apply(ctx: typer.Context, amendment_id: int) -> None:
         """Apply an approved amendment as a new head revision (rebasing when clean)."""
@@ -169,3 +117,5 @@ def register(app: typer.Typer) -> None:
         with s.open() as store:
             r = store.apply(amendment_id, s.actor(store))
         say(f"amendment {amendment_id} applied: revision {r.number}")
+
+    add_shared_commands(amend)  # show, reject, edit, comment: as `charter review`

@@ -134,12 +134,92 @@ def _editor(initial: str, what: str) -> str:
     return edited.strip()
 
 
+# Commands shared by `charter review` and `charter amend` (one implementation each).
+
+
+def review_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
+    """The change as a diff, its evidence, the gate's figures and what policy requires."""
+    s = settings_of(ctx)
+    with s.open() as store:
+        state = store.review_state(amendment_id)
+    if as_json:
+        emit_json(state_json(state))
+        return
+    print_state(state)
+
+
+def review_reject(
+    ctx: typer.Context,
+    amendment_id: int,
+    reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
+) -> None:
+    """Reject, with a reason."""
+    s = settings_of(ctx)
+    with s.open() as store:
+        done = store.decide(amendment_id, s.actor(store), "reject", reason)
+    say(f"amendment {done.amendment.id} is {done.amendment.status}")
+
+
+def review_edit(
+    ctx: typer.Context,
+    amendment_id: int,
+    text: Annotated[str | None, typer.Option("--text")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="read the text from")] = None,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    rationale: Annotated[str | None, typer.Option("--rationale")] = None,
+) -> None:
+    """Edit the proposed text (--text, --file, or $EDITOR); approvals no longer count."""
+    s = settings_of(ctx)
+    new_text = read_text_option(text, file)
+    with s.open() as store:
+        state = store.review_state(amendment_id)
+        if new_text is None and title is None and rationale is None:
+            if state.amendment.draft.op == "retire":
+                raise InvalidInput("a retire has no text to edit: give --rationale")
+            current = state.amendment.draft.text or (
+                state.changes[0].old_text if state.changes else ""
+            )
+            new_text = _editor(current, "the text was")
+        a = store.edit_draft(
+            amendment_id,
+            s.actor(store),
+            seen_edit=state.amendment.edit,
+            title=title,
+            text=new_text,
+            rationale=rationale,
+        )
+    say(f"amendment {a.id} edited (edit {a.edit}); another reviewer must approve it")
+
+
+def review_comment(
+    ctx: typer.Context,
+    amendment_id: int,
+    text: Annotated[str | None, typer.Argument(help="the comment ($EDITOR if omitted)")] = None,
+) -> None:
+    """Comment on an amendment (any status)."""
+    s = settings_of(ctx)
+    with s.open() as store:
+        store.amendment(amendment_id)
+        body = text if text is not None else _editor("", "the comment was")
+        store.decide(amendment_id, s.actor(store), "comment", body)
+    say(f"comment added to amendment {amendment_id}")
+
+
+def add_shared_commands(group: typer.Typer) -> None:
+    """Register show, reject, edit and comment on `group`."""
+    group.command("show")(review_show)
+    group.command("reject")(review_reject)
+    group.command("edit")(review_edit)
+    group.command("comment")(review_comment)
+
+
 def register(app: typer.Typer) -> None:
     review = typer.Typer(
         help="Review amendments: the change, its evidence, the gate's figures; then decide.",
         no_args_is_help=True,
     )
     app.add_typer(review, name="review")
+    add_shared_commands(review)
 
     @review.command("list")
     def review_list(
@@ -176,17 +256,6 @@ def register(app: typer.Typer) -> None:
             ],
         )
 
-    @review.command("show")
-    def review_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False) -> None:
-        """The change as a diff, its evidence, the gate's figures and what policy requires."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            state = store.review_state(amendment_id)
-        if as_json:
-            emit_json(state_json(state))
-            return
-        print_state(state)
-
     @review.command("approve")
     def review_approve(
         ctx: typer.Context,
@@ -207,63 +276,6 @@ def register(app: typer.Typer) -> None:
             say(f"amendment {a.id} approved and applied: revision {done.revision.number}")
         else:
             say(f"amendment {a.id} is {a.status} ({len(a.current_approvals)} approval(s))")
-
-    @review.command("reject")
-    def review_reject(
-        ctx: typer.Context,
-        amendment_id: int,
-        reason: Annotated[str, typer.Option("--reason", "-m", help="why (required)")] = "",
-    ) -> None:
-        """Reject, with a reason."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            done = store.decide(amendment_id, s.actor(store), "reject", reason)
-        say(f"amendment {done.amendment.id} is {done.amendment.status}")
-
-    @review.command("edit")
-    def review_edit(
-        ctx: typer.Context,
-        amendment_id: int,
-        text: Annotated[str | None, typer.Option("--text")] = None,
-        file: Annotated[Path | None, typer.Option("--file", help="read the text from")] = None,
-        title: Annotated[str | None, typer.Option("--title")] = None,
-        rationale: Annotated[str | None, typer.Option("--rationale")] = None,
-    ) -> None:
-        """Edit the proposed text (--text, --file, or $EDITOR); approvals no longer count."""
-        s = settings_of(ctx)
-        new_text = read_text_option(text, file)
-        with s.open() as store:
-            state = store.review_state(amendment_id)
-            if new_text is None and title is None and rationale is None:
-                if state.amendment.draft.op == "retire":
-                    raise InvalidInput("a retire has no text to edit: give --rationale")
-                current = state.amendment.draft.text or (
-                    state.changes[0].old_text if state.changes else ""
-                )
-                new_text = _editor(current, "the text was")
-            a = store.edit_draft(
-                amendment_id,
-                s.actor(store),
-                seen_edit=state.amendment.edit,
-                title=title,
-                text=new_text,
-                rationale=rationale,
-            )
-        say(f"amendment {a.id} edited (edit {a.edit}); another reviewer must approve it")
-
-    @review.command("comment")
-    def review_comment(
-        ctx: typer.Context,
-        amendment_id: int,
-        text: Annotated[str | None, typer.Argument(help="the comment ($EDITOR if omitted)")] = None,
-    ) -> None:
-        """Comment on an amendment (any status)."""
-        s = settings_of(ctx)
-        with s.open() as store:
-            store.amendment(amendment_id)
-            body = text if text is not None else _editor("", "the comment was")
-            store.decide(amendment_id, s.actor(store), "comment", body)
-        say(f"comment added to amendment {amendment_id}")
 
     @review.command("rebase")
     def review_rebase(ctx: typer.Context, amendment_id: int) -> None:
