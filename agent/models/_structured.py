@@ -78,7 +78,8 @@ def _choices(spec: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def example_value(node: dict[str, Any], root: dict[str, Any], depth: int = 0) -> Any:
-    """A placeholder instance of a JSON-schema node (first enum value, "...", 0, [])."""
+    """An example value for a JSON-schema node (first enum value, "...", 0, []): the form
+    shown to servers that ignore `response_format`."""
     if depth > 8:
         return None
     if "$ref" in node:
