@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/models.py
 	$(PY) bench/loop.py
+	$(PY) bench/judge.py
+	$(PY) bench/drafts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,9 @@ The actor answers the held-out tasks under the head and under each candidate. Ev
 is judged against the head's principles (which include every entrenched principle), never
 only by the rules the candidate itself wrote. The gate also reports how clear the changed
 principle's own judgments became (the share of ambiguous judgments, before and after).
-A candidate passes when its mean score improves by at least `min_improvement` and no
-entrenched principle's score falls by more than `entrenched_tolerance`.
+Head and candidate are compared pairwise over the same tasks (`agent/_significance.py`): the
+amendment's evaluation stores the effect, its 95% CI and p-value, overall and per principle,
+the warnings, and the outcome (passed / inconclusive / regressed) that `decide` gives.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agent._actor import answer
 from agent._aggregate import AMBIGUOUS_BAND, DISAGREEMENT
+from agent._calibration import Calibrator
 from agent._critic import Judgment, Pair, judge
 from agent._progress import Progress
+from agent._significance import (
+    Comparison,
+    GateDecision,
+    Scored,
+    compare,
+    decide,
+    smallest_testable_n,
+    untestable,
+)
 from agent.models import Backend, GenerationParams
 from principles import (
     AmendmentDraft,
@@ -39,6 +51,7 @@ class GateResult:
     critiques: list[NewCritique]
     evaluations: dict[int, Evaluation]
     head_mean: float
+    warnings: list[str]
 
 
 def candidate_principles(head: Constitution, draft: AmendmentDraft) -> list[Principle]:
@@ -59,6 +72,39 @@ def _ambiguity(judgments: Sequence[Judgment]) -> float | None:
     ) / len(judgments)
 
 
+def _scored(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> list[Scored]:
+    return [
+        Scored(p.task.id, p.principle.id, j.score, j.spread)
+        for p, j in zip(pairs, judgments, strict=True)
+    ]
+
+
+def gate_details(comparison: Comparison, decision: GateDecision) -> dict[str, Any]:
+    """The figures stored in `Evaluation.details` (JSON): outcome, effect, 95% CI, p-value,
+    n tasks, per principle the same, the minimum detectable effect and the warnings."""
+    overall = comparison.overall
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "effect": overall.effect,
+        "ci": list(overall.ci),
+        "p_value": overall.p_value,
+        "n": overall.n,
+        "sd": overall.sd,
+        "judge_sd": overall.judge_sd,
+        "alpha": comparison.alpha,
+        "min_effect": comparison.min_effect,
+        "min_detectable_effect": comparison.min_detectable_effect,
+        "uniform_drift": comparison.uniform_drift,
+        "warnings": list(comparison.warnings),
+        "per_principle": {
+            p: {"effect": e.effect, "ci": list(e.ci), "p_value": e.p_value}
+            for p, e in comparison.per_principle.items()
+        },
+        "entrenched_regressions": decision.entrenched_regressions,
+    }
+
+
 def _means(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> dict[str, float]:
     by: dict[str, list[float]] = defaultdict(list)
     for p, j in zip(pairs, judgments, strict=True):
@@ -77,6 +123,7 @@ def evaluate(
     paraphrases: int,
     params: GenerationParams,
     progress: Progress,
+    calibrator: Calibrator | None = None,
 ) -> GateResult:
     judges = [p.as_principle() for p in head.principles]
     versions = {p.principle_id: p.number for p in head.principles}
@@ -116,7 +163,7 @@ def evaluate(
         for principle in judges:
             pairs.append(Pair(task, o.text, principle))
             keys.append(o.key)
-    judgments = judge(backend, judges, pairs, paraphrases, progress)
+    judgments = judge(backend, judges, pairs, paraphrases, progress, calibrator)
 
     critiques = [
         NewCritique(
@@ -157,36 +204,43 @@ def evaluate(
                 for o in outputs
                 if o.amendment_id == aid
             ]
-            clarity_after = _ambiguity(judge(backend, cand, own, paraphrases, progress))
-        regressions = {
-            pid: round(before[pid] - after.get(pid, 0.0), 6)
-            for pid in sorted(entrenched)
-            if pid in before and before[pid] - after.get(pid, 0.0) > rule.entrenched_tolerance
-        }
-        improvement = after_mean - head_mean
-        passed = improvement >= rule.min_improvement and not regressions
+            clarity_after = _ambiguity(judge(backend, cand, own, paraphrases, progress, calibrator))
+        comparison = compare(
+            _scored(head_pairs, head_j), _scored(cp, cj), rule=rule, seed=f"a{aid}"
+        )
+        decision = decide(comparison, entrenched, rule)
         evaluations[aid] = Evaluation(
             before=round(head_mean, 6),
             after=round(after_mean, 6),
-            passed=passed,
+            passed=decision.outcome == "passed",
+            outcome=decision.outcome,
             per_principle_before=before,
             per_principle_after=after,
             details={
                 "heldout_tasks": len(heldout),
                 "judged_by": "head principles (all entrenched included)",
-                "min_improvement": rule.min_improvement,
-                "entrenched_regressions": regressions,
+                **gate_details(comparison, decision),
                 "ambiguity_before": clarity_before,
                 "ambiguity_after": clarity_after,
-                "reason": (
-                    "passed"
-                    if passed
-                    else f"entrenched principles regressed: {', '.join(regressions)}"
-                    if regressions
-                    else f"improvement {improvement:+.4f} < {rule.min_improvement}"
-                ),
             },
         )
     return GateResult(
-        outputs=outputs, critiques=critiques, evaluations=evaluations, head_mean=head_mean
+        outputs=outputs,
+        critiques=critiques,
+        evaluations=evaluations,
+        head_mean=head_mean,
+        warnings=run_warnings(len(heldout), rule, evaluations),
     )
+
+
+def run_warnings(n: int, rule: GateRule, evaluations: dict[int, Evaluation]) -> list[str]:
+    """The gate's warnings for the run's log: one line when no held-out result can be
+    significant with n tasks (even with no drafts), then each amendment's own warnings."""
+    out: list[str] = []
+    if n < smallest_testable_n(rule.alpha):
+        out.append(untestable(n, rule.alpha))
+    for aid, e in sorted(evaluations.items()):
+        for w in e.details.get("warnings", []):
+            if not w.startswith("held-out set too small:"):
+                out.append(f"amendment {aid}: {w}")
+    return out

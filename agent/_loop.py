@@ -13,10 +13,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent import _actor, _critic
 from agent._aggregate import aggregate
+from agent._calibration import Calibrator
 from agent._gate import evaluate
+from agent._judge import calibration_in_force, judge_model_id
 from agent._progress import NoProgress, Progress
 from agent._prompts import actor_system, revision_turn
 from agent._proposer import propose
@@ -33,6 +36,7 @@ from principles import (
     InvalidInput,
     NewCritique,
     NewOutput,
+    PolicyViolation,
     Run,
     RunConfig,
     RunStatus,
@@ -56,6 +60,7 @@ class Loop:
     run: Run
     progress: Progress
     actor: Actor = AGENT
+    calibrator: Calibrator | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -99,14 +104,54 @@ def start_run(
     train, held = split_tasks(tasks, config.seed, config.heldout_fraction)
     if not train or not held:
         raise InvalidInput("a run needs at least two tasks (one to train on, one held out)")
+    standing = judge_standing(store, backend, config)
     run = store.create_run(
         config,
         [(t, "train") for t in train] + [(t, "heldout") for t in held],
         AGENT,
         constitution,
-        model_info=backend.info().model_dump(mode="json"),
+        model_info={**backend.info().model_dump(mode="json"), "judge": standing},
     )
     return continue_run(store, backend, run.id, progress=progress)
+
+
+def judge_standing(store: Store, backend: Backend, config: RunConfig) -> dict[str, Any]:
+    """The judge a run starts with: its calibration (pinned for the whole run) and latest
+    measurement. Autonomous mode needs a judge measured at or above `config.judge_floor`
+    (overall AUC on labels); without one it refuses, unless `config.judge_override`, which
+    the run's config (and so its audit event) records."""
+    calibration = calibration_in_force(store, judge_model_id(backend))
+    cid = calibration.id if calibration is not None else None
+    measured = store.latest_judge_evaluation(judge_model_id(backend), cid)
+    standing: dict[str, Any] = {
+        "model": judge_model_id(backend),
+        "calibration_id": cid,
+        "evaluation_id": measured.id if measured is not None else None,
+        "auc": measured.auc if measured is not None else None,
+        "floor": config.judge_floor,
+    }
+    if config.mode != "autonomous":
+        return standing
+    if measured is None or measured.auc is None:
+        problem = "has never been measured against labels"
+    elif measured.auc < config.judge_floor:
+        problem = f"measured AUC {measured.auc:.3f} is below the floor {config.judge_floor:.2f}"
+    else:
+        return standing
+    standing["override"] = config.judge_override
+    if not config.judge_override:
+        what = f"judge {standing['model']}" + (f" with calibration {cid}" if cid else "")
+        raise PolicyViolation(
+            f"autonomous mode refused: {what} {problem} (measure it with charter judge eval "
+            "--labels FILE, or pass --override-judge-floor to run anyway, on the record)"
+        )
+    return standing
+
+
+def _pinned(store: Store, run: Run) -> Calibrator | None:
+    """The calibration the run started with, so a resumed run judges as it began."""
+    cid = run.model_info.get("judge", {}).get("calibration_id")
+    return Calibrator(store.calibration(cid)) if cid is not None else None
 
 
 def continue_run(
@@ -114,7 +159,7 @@ def continue_run(
 ) -> Run:
     """Run (or resume) every step not yet recorded, then close the run."""
     run = store.resume_run(run_id, AGENT)
-    loop = Loop(store, backend, run, progress or NoProgress())
+    loop = Loop(store, backend, run, progress or NoProgress(), calibrator=_pinned(store, run))
     steps: dict[StepName, Callable[[Loop, int], None]] = {
         "answer": step_answer,
         "critique": step_critique,
@@ -176,13 +221,15 @@ def step_answer(loop: Loop, iteration: int) -> None:
 def step_critique(loop: Loop, iteration: int) -> None:
     outputs = loop.store.outputs(loop.run.id, iteration=iteration, purpose="answer")
     tasks = loop.task_map()
-    revision = outputs[0].revision if outputs else loop.store.resolve("head")
+    revision = outputs[0].revision if outputs else loop.store.resolve("head", loop.run.constitution)
     constitution = loop.constitution_at(revision)
     principles = [p.as_principle() for p in constitution.principles]
     pairs = [_critic.Pair(tasks[o.task_id], o.text, p) for o in outputs for p in principles]
     paraphrases = loop.config.judge_paraphrases
     loop.progress.step(iteration, loop.config.iterations, "critique", len(pairs) * paraphrases)
-    judgments = _critic.judge(loop.backend, principles, pairs, paraphrases, loop.progress)
+    judgments = _critic.judge(
+        loop.backend, principles, pairs, paraphrases, loop.progress, loop.calibrator
+    )
     threshold = loop.config.threshold
     low = sorted(
         (i for i, j in enumerate(judgments) if j.score < threshold),
@@ -280,7 +327,7 @@ def step_revise(loop: Loop, iteration: int) -> None:
 def iteration_aggregate(loop: Loop, iteration: int) -> Aggregate:
     outputs = loop.store.outputs(loop.run.id, iteration=iteration, purpose="answer")
     critiques = loop.store.critiques(loop.run.id, output_ids=[o.id for o in outputs])
-    revision = outputs[0].revision if outputs else loop.store.resolve("head")
+    revision = outputs[0].revision if outputs else loop.store.resolve("head", loop.run.constitution)
     ids = list(loop.constitution_at(revision).entries)
     return aggregate(critiques, ids, loop.config.threshold)
 
@@ -331,7 +378,13 @@ def step_propose(loop: Loop, iteration: int) -> None:
         "propose",
         loop.actor,
         proposals=found.drafts,
-        result={"head": head.revision, "skipped": found.skipped, "budget": budget},
+        result={
+            "head": head.revision,
+            "skipped": found.skipped,
+            "budget": budget,
+            "rejected_drafts": found.rejected,
+            "drafting": found.figures,
+        },
     )
 
 
@@ -364,6 +417,7 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
         paraphrases=loop.config.judge_paraphrases,
         params=loop.params(iteration, "evaluate"),
         progress=loop.progress,
+        calibrator=loop.calibrator,
     )
     loop.store.record_step(
         loop.run.id,
@@ -377,8 +431,12 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
             "head": head.revision,
             "heldout_mean": round(result.head_mean, 6),
             "passed": [aid for aid, e in result.evaluations.items() if e.passed],
+            "gate": {str(aid): e.outcome for aid, e in result.evaluations.items()},
+            "warnings": result.warnings,
         },
     )
+    for warning in result.warnings:
+        loop.progress.message(f"warning: {warning}")
 
 
 def drift(loop: Loop, extra: Amendment | None = None) -> float:
@@ -398,6 +456,10 @@ def drift(loop: Loop, extra: Amendment | None = None) -> float:
 
 
 def step_decide(loop: Loop, iteration: int) -> None:
+    """Act on the gate's outcomes. Review mode queues every evaluated draft that passed or
+    was inconclusive, so people see it with its figures, and rejects only regressions.
+    Autonomous mode applies at most one passed draft (the largest effect; the policy may
+    still require a person) and rejects the inconclusive and the regressed."""
     amendments = _iteration_amendments(loop, iteration)
     loop.progress.step(iteration, loop.config.iterations, "decide", len(amendments))
     head = loop.store.constitution(loop.run.constitution)
@@ -408,8 +470,9 @@ def step_decide(loop: Loop, iteration: int) -> None:
     for a in amendments:
         if a.status != "proposed" or a.evaluation is None:
             continue
-        if not a.evaluation.passed:
-            reason = f"gate: {a.evaluation.details.get('reason', 'failed')}"
+        outcome = a.evaluation.outcome
+        if outcome == "regressed" or (loop.config.mode == "autonomous" and outcome != "passed"):
+            reason = f"gate: {outcome}: {a.evaluation.details.get('reason', 'no reason recorded')}"
             decisions.append(StepDecision(kind="reject", amendment_id=a.id, reason=reason))
         elif loop.config.mode == "autonomous" and not entrenched_touched(head, a.draft):
             eligible.append(a)

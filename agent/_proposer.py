@@ -4,9 +4,10 @@ Which change to draft follows from the statistics, as in Inverse Constitutional 
 filtering: a principle that is often violated or judged ambiguously is revised; one that is
 never relevant is retired; two judged almost identically are merged; principles that pull
 against each other get the non-entrenched one revised; a low overall score asks for a new
-principle. The model writes the new text and the rationale, as structured output. Drafts
-that duplicate a pending amendment, or that do not apply to the head, are skipped; the
-number of drafts is capped by the caller.
+principle. The model writes the new text as structured output (several candidates per
+change, degenerate ones rejected before the gate ever sees them: `agent._drafting`); the
+rationale states the evidence. Drafts that duplicate a pending amendment, or that do not
+apply to the head, are skipped; the number of drafts is capped by the caller.
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
+from agent._drafting import DraftRequest, draft_texts
 from agent._progress import Progress
 from agent._prompts import (
+    VARIANTS,
     MergedPrinciple,
     NewPrinciple,
     RevisedPrinciple,
     add_request,
     merge_request,
     revise_request,
+    worked_examples,
 )
-from agent.models import Backend, ChatMessage, GenerationParams
+from agent.models import Backend, GenerationParams
 from principles import (
     Aggregate,
     Amendment,
@@ -55,8 +60,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Proposals:
+    """What the proposer drafted, what it skipped and why, and the drafting figures:
+    `rejected` holds every degenerate candidate with its reasons (JSON-ready), `figures`
+    the counts of changes and candidates attempted and well-formed."""
+
     drafts: list[AmendmentDraft]
     skipped: list[str]
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, int] = field(default_factory=dict)
 
 
 def _evidence_for(pid: str, critiques: Sequence[Critique], limit: int = 5) -> list[str]:
@@ -165,7 +176,11 @@ def propose(
     params: GenerationParams,
     progress: Progress,
 ) -> Proposals:
-    """Up to `budget` drafts that apply cleanly to `head` and duplicate nothing pending."""
+    """Up to `budget` drafts that apply cleanly to `head` and duplicate nothing pending.
+
+    Text is drafted by `draft_texts`: several candidates per change, degenerate ones
+    rejected (and recorded in `rejected`); a change with no well-formed candidate is skipped.
+    """
     skipped: list[str] = []
     chosen: list[Candidate] = []
     busy = {pid for a in pending for pid in a.draft.touched}
@@ -176,59 +191,18 @@ def propose(
             skipped.append(f"{c.op} {c.principle_id}: a pending amendment already touches it")
             continue
         chosen.append(c)
-    rationale_by: dict[int, str] = {}
-    requests: dict[str, list[tuple[int, list[ChatMessage]]]] = {
-        "revise": [],
-        "merge": [],
-        "add": [],
-    }
-    principles = {p.principle_id: p.as_principle() for p in head.principles}
-    failures = [c.rationale for c in sorted(critiques, key=lambda c: c.score) if c.rationale]
-    for i, c in enumerate(chosen):
-        if c.op == "revise":
-            examples = [
-                x.rationale for x in critiques if x.principle_id == c.principle_id and x.rationale
-            ][:3]
-            requests["revise"].append(
-                (
-                    i,
-                    revise_request(
-                        principles[c.principle_id], agg.per_principle[c.principle_id], examples
-                    ),
-                )
-            )
-        elif c.op == "merge":
-            r = next(x for x in agg.redundant if x.a == c.principle_id and x.b in c.merge_from)
-            requests["merge"].append(
-                (i, merge_request(principles[r.a], principles[r.b], r.correlation))
-            )
-        elif c.op == "add":
-            requests["add"].append((i, add_request(list(principles.values()), failures)))
-        else:
-            rationale_by[i] = f"Retire {c.principle_id}: {c.reason}."
-    texts: dict[int, BaseModel] = {}
-    schemas: dict[str, type[BaseModel]] = {
-        "revise": RevisedPrinciple,
-        "merge": MergedPrinciple,
-        "add": NewPrinciple,
-    }
-    for op, items in requests.items():
-        if not items:
-            continue
-        try:
-            replies: list[BaseModel] = backend.generate_structured(
-                [conv for _, conv in items], schemas[op], params
-            )
-        except CharterError as exc:
-            skipped += [f"{op}: the model's draft was unusable ({exc})" for _ in items]
-            continue
-        for (i, _), reply in zip(items, replies, strict=True):
-            texts[i] = reply
-        progress.advance(len(items))
+    requests = [
+        r for i, c in enumerate(chosen) if (r := _request(i, c, head, agg, critiques)) is not None
+    ]
+    drafted = draft_texts(backend, requests, params)
+    progress.advance(len(requests))
     drafts: list[AmendmentDraft] = []
     for i, c in enumerate(chosen):
+        if i in drafted.failed:
+            skipped.append(f"{c.op} {c.principle_id or '(new)'}: {drafted.failed[i]}")
+            continue
         try:
-            draft = _draft(c, texts.get(i), rationale_by.get(i), run_id)
+            draft = _draft(c, drafted.replies.get(i), run_id)
             changes = plan_changes(head, draft)
             check_size(policy, head, changes)
         except (CharterError, ValueError) as exc:
@@ -238,21 +212,63 @@ def propose(
             skipped.append(f"{c.op} {draft.principle_id}: duplicates amendment {dup.id}")
             continue
         drafts.append(draft)
-    return Proposals(drafts=drafts, skipped=skipped)
+    return Proposals(
+        drafts=drafts,
+        skipped=skipped,
+        rejected=[r.model_dump(mode="json") for r in drafted.rejected],
+        figures=drafted.figures(),
+    )
 
 
-def _draft(
-    c: Candidate,
-    reply: BaseModel | None,
-    rationale: str | None,
-    run_id: int,
-) -> AmendmentDraft:
+def _request(
+    key: int, c: Candidate, head: Constitution, agg: Aggregate, critiques: Sequence[Critique]
+) -> DraftRequest | None:
+    """The drafting request for a change that needs text (None for a retirement)."""
+    principles = {p.principle_id: p.as_principle() for p in head.principles}
+    texts = {pid: p.text for pid, p in principles.items()}
+    copies = tuple(worked_examples())
+    variants = range(VARIANTS)
+    if c.op == "revise":
+        p, stats = principles[c.principle_id], agg.per_principle[c.principle_id]
+        return DraftRequest(
+            key,
+            "revise",
+            c.principle_id,
+            [revise_request(p, stats, v) for v in variants],
+            original=p.text,
+            others=copies + tuple(t for pid, t in texts.items() if pid != c.principle_id),
+            topic=f"{p.title} {p.text}",
+        )
+    if c.op == "merge":
+        a, b = principles[c.principle_id], principles[c.merge_from[0]]
+        return DraftRequest(
+            key,
+            "merge",
+            c.principle_id,
+            [merge_request(a, b, v) for v in variants],
+            others=copies + tuple(texts.values()),
+            topic=f"{a.title} {a.text} {b.title} {b.text}",
+        )
+    if c.op == "add":
+        failures = [x.rationale for x in sorted(critiques, key=lambda x: x.score) if x.rationale]
+        return DraftRequest(
+            key,
+            "add",
+            "",
+            [add_request(list(principles.values()), failures, v) for v in variants],
+            others=copies + tuple(texts.values()),
+        )
+    return None
+
+
+def _draft(c: Candidate, reply: BaseModel | None, run_id: int) -> AmendmentDraft:
+    """The amendment for `c`, with `reply`'s text; the rationale comes from the evidence."""
     why = f" Evidence: {c.reason}."
     if c.op == "retire":
         return AmendmentDraft(
             op="retire",
             principle_id=c.principle_id,
-            rationale=(rationale or "") + why,
+            rationale=f"Retire {c.principle_id}: {c.reason}." + why,
             evidence=tuple(c.evidence),
             run_id=run_id,
         )
@@ -264,7 +280,7 @@ def _draft(
             principle_id=reply.id,
             title=reply.title,
             text=reply.text,
-            rationale=reply.rationale + why,
+            rationale="A new principle for failures that no principle covers well." + why,
             evidence=tuple(c.evidence),
             run_id=run_id,
         )
@@ -275,7 +291,8 @@ def _draft(
             merge_from=c.merge_from,
             title=reply.title,
             text=reply.text,
-            rationale=reply.rationale + why,
+            rationale=f"One principle for {c.principle_id} and {', '.join(c.merge_from)}, "
+            "which are judged alike." + why,
             evidence=tuple(c.evidence),
             run_id=run_id,
         )
@@ -285,7 +302,7 @@ def _draft(
         op="revise",
         principle_id=c.principle_id,
         text=reply.text,
-        rationale=reply.rationale + why,
+        rationale=f"Redrafted {c.principle_id} to be clearer and easier to judge." + why,
         evidence=tuple(c.evidence),
         run_id=run_id,
     )

@@ -20,6 +20,9 @@ class IterationSummary(BaseModel):
     violations: dict[str, float] = Field(default_factory=dict)
     proposed: list[int] = Field(default_factory=list)
     passed: list[int] = Field(default_factory=list)
+    gate: dict[str, list[int]] = Field(
+        default_factory=dict, description="amendment ids by gate outcome (passed, ...)"
+    )
     outcomes: dict[str, str] = Field(default_factory=dict)
     queued: list[int] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
@@ -31,6 +34,16 @@ class RunSummary(BaseModel):
     iterations: list[IterationSummary]
     head: int
     pending: list[int]
+
+
+def _by_outcome(outcomes: dict[str, str], passed: list[int]) -> dict[str, list[int]]:
+    """Ids grouped by gate outcome; runs recorded before outcomes list only the passed."""
+    if not outcomes:
+        return {"passed": passed} if passed else {}
+    grouped: dict[str, list[int]] = {}
+    for aid, outcome in sorted(outcomes.items(), key=lambda x: int(x[0])):
+        grouped.setdefault(outcome, []).append(int(aid))
+    return grouped
 
 
 def summarize(store: Store, run_id: int) -> RunSummary:
@@ -53,6 +66,7 @@ def summarize(store: Store, run_id: int) -> RunSummary:
         elif step == "evaluate":
             r["heldout_mean"] = result.get("heldout_mean")
             r["passed"] = result.get("passed", [])
+            r["gate"] = _by_outcome(result.get("gate", {}), r["passed"])
         elif step == "decide":
             r["outcomes"] = result.get("outcomes", {})
             r["queued"] = result.get("queued", [])

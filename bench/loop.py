@@ -1,6 +1,6 @@
 """Loop benchmark: where a refinement run's wall time goes, and how long the demo takes.
 
-    .venv/bin/python bench/loop.py [--preset demo] [--model URI]
+    .venv/bin/python bench/loop.py [--preset demo] [--model URI] [--seed S]
 
 Runs the preset (the one `make demo` runs) on a new SQLite file with the LM-call cache off,
 times every model call, and prints: model load time, the run's wall time, the time inside
@@ -64,10 +64,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--model", help="override the preset's model URI")
+    parser.add_argument("--seed", type=int, help="override the preset's seed")
     args = parser.parse_args()
     config = preset(args.preset)
     if args.model:
         config = config.model_copy(update={"model": args.model})
+    if args.seed is not None:
+        config = config.model_copy(update={"seed": args.seed})
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         store = Store(f"{tmp}/bench.db")
@@ -82,6 +85,7 @@ def main() -> int:
         run_s = time.perf_counter() - t
         demo_s = time.perf_counter() - started
         summary = summarize(store, run.id)
+        waiting = [store.amendment(i) for i in summary.pending]
         store.close()
     inside = timed.total
     outside = run_s - inside
@@ -127,8 +131,16 @@ def main() -> int:
     print(f"model calls: {calls}")
     print(
         f"amendments proposed: {sum(len(i.proposed) for i in summary.iterations)}, "
-        f"pending review: {len(summary.pending)}"
+        f"pending review: {len(summary.pending)} (seed {config.seed})"
     )
+    for a in waiting:
+        gate = a.evaluation.details if a.evaluation else {}
+        ci = gate.get("ci") or (float("nan"), float("nan"))
+        print(
+            f"  amendment {a.id}: {a.draft.op} {a.draft.principle_id}: "
+            f"{gate.get('outcome', '-')}, effect {gate.get('effect', float('nan')):+.3f} "
+            f"[{ci[0]:+.3f}, {ci[1]:+.3f}], p = {gate.get('p_value', float('nan')):.3f}"
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""CLI: `charter review` (list, show, approve, reject, edit, comment, rebase) and `charter serve`.
+"""CLI: `charter review` (list, show, approve, reject, edit, comment, rebase, label), `serve`.
 
 The person acting is `--as` (or CHARTER_USER, or the login). When that name is a registered
 user, its kind and roles apply: an agent's identity is refused (and the refusal audited) as
@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
+from charter._judge_cli import evidence_critiques, evidence_json, evidence_line, review_label
 from charter._output import diff_text, emit_json, out, say, table
 from charter._settings import read_text_option, settings_of
-from principles import InvalidInput, NotFound, ReviewState, unified_diff
+from principles import Evaluation, InvalidInput, NotFound, ReviewState, unified_diff
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -61,7 +62,8 @@ def _rebase_line(state: ReviewState) -> str:
     return f"STALE: based on revision {r.base}; head {r.head} changed {', '.join(r.conflicts)}"
 
 
-def print_state(state: ReviewState) -> None:
+def print_state(state: ReviewState, evidence: dict[str, str] | None = None) -> None:
+    """`evidence`: a line about each stored evidence critique (verdict, labels), by ref."""
     a, d = state.amendment, state.amendment.draft
     out.print(f"amendment {a.id}: {d.op} {d.principle_id} [{a.status}]", style="bold", markup=False)
     out.print(
@@ -78,25 +80,14 @@ def print_state(state: ReviewState) -> None:
     if d.rationale:
         out.print(f"rationale: {d.rationale}", markup=False)
     out.print("evidence:" if d.evidence else "evidence: none attached", markup=False)
+    known = evidence or {}
     for ref in d.evidence:
-        out.print(f"  {ref}", markup=False)
-    e = a.evaluation
-    if e is None:
-        out.print("gate: not evaluated", markup=False)
-    else:
+        out.print(f"  {ref}" + (f"  {known[ref]}" if ref in known else ""), markup=False)
+    if known:
         out.print(
-            f"gate: {e.before:.3f} -> {e.after:.3f} ({e.delta:+.3f}), "
-            f"{'passed' if e.passed else 'failed'}",
-            markup=False,
+            f"  (label one: charter review label {a.id} CRITIQUE_ID --right|--wrong)", markup=False
         )
-        names = sorted({*e.per_principle_before, *e.per_principle_after})
-        if names:
-            rows = []
-            for n in names:
-                b, f = e.per_principle_before.get(n), e.per_principle_after.get(n)
-                change = f"{f - b:+.3f}" if b is not None and f is not None else ""
-                rows.append((n, _num(b), _num(f), change))
-            table(None, ["principle", "before", "after", "change"], rows)
+    print_gate(a.evaluation)
     out.print(
         f"approvals: {len(state.approvals)} of {state.quorum}"
         + (f" ({', '.join(state.approvals)})" if state.approvals else ""),
@@ -118,6 +109,36 @@ def print_state(state: ReviewState) -> None:
             + (f": {r.comment}" if r.comment else ""),
             markup=False,
         )
+
+
+def print_gate(e: Evaluation | None) -> None:
+    """The gate's outcome, its effect with 95% CI, p-value and n tasks, its warnings, and
+    per principle the scores with the paired effect's CI and p (when the gate stored them)."""
+    if e is None:
+        out.print("gate: not evaluated", markup=False)
+        return
+    out.print(f"gate: {e.before:.3f} -> {e.after:.3f} ({e.delta:+.3f}), {e.outcome}", markup=False)
+    x = e.details
+    if "p_value" in x:
+        out.print(
+            f"  effect {x['effect']:+.3f}, 95% CI [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}], "
+            f"p = {x['p_value']:.3f}, n = {x['n']} held-out tasks",
+            markup=False,
+        )
+    for warning in x.get("warnings", []):
+        out.print(f"  warning: {warning}", markup=False)
+    per: dict[str, Any] = x.get("per_principle", {})
+    names = sorted({*e.per_principle_before, *e.per_principle_after})
+    if names:
+        rows = []
+        for n in names:
+            b, f = e.per_principle_before.get(n), e.per_principle_after.get(n)
+            change = f"{f - b:+.3f}" if b is not None and f is not None else ""
+            fig = per.get(n)
+            ci = f"[{fig['ci'][0]:+.3f}, {fig['ci'][1]:+.3f}]" if fig else ""
+            p = _num(fig["p_value"]) if fig else ""
+            rows.append((n, _num(b), _num(f), change, ci, p))
+        table(None, ["principle", "before", "after", "change", "95% CI", "p"], rows)
 
 
 def _num(value: float | None) -> str:
@@ -142,10 +163,13 @@ def review_show(ctx: typer.Context, amendment_id: int, as_json: JsonOpt = False)
     s = settings_of(ctx)
     with s.open() as store:
         state = store.review_state(amendment_id)
+        labelled = evidence_critiques(store, state.amendment)
     if as_json:
-        emit_json(state_json(state))
+        emit_json(
+            {**state_json(state), "evidence_critiques": [evidence_json(*x) for x in labelled]}
+        )
         return
-    print_state(state)
+    print_state(state, {f"critique:{c.id}": evidence_line(c, ls) for c, ls in labelled})
 
 
 def review_reject(
@@ -220,6 +244,7 @@ def register(app: typer.Typer) -> None:
     )
     app.add_typer(review, name="review")
     add_shared_commands(review)
+    review.command("label")(review_label)
 
     @review.command("list")
     def review_list(

@@ -69,7 +69,7 @@ def print_summary(summary: Any) -> None:
     run = summary.run
     table(
         f"run {run.id}: {run.status}" + (f" ({run.stop_reason})" if run.stop_reason else ""),
-        ["iteration", "revision", "mean score", "held-out", "proposed", "passed gate", "outcome"],
+        ["iteration", "revision", "mean score", "held-out", "proposed", "gate", "outcome"],
         [
             (
                 it.iteration,
@@ -77,7 +77,7 @@ def print_summary(summary: Any) -> None:
                 None if it.mean_score is None else f"{it.mean_score:.3f}",
                 None if it.heldout_mean is None else f"{it.heldout_mean:.3f}",
                 ", ".join(map(str, it.proposed)) or "-",
-                ", ".join(map(str, it.passed)) or "-",
+                "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in it.gate.items()) or "-",
                 "; ".join(f"{k}: {v}" for k, v in it.outcomes.items())
                 + ("; " if it.outcomes and it.queued else "")
                 + ("queued " + ", ".join(map(str, it.queued)) if it.queued else ""),
@@ -128,7 +128,18 @@ def register(app: typer.Typer) -> None:
         heldout: Annotated[int, typer.Option("--heldout", help="held-out tasks for the gate")] = 6,
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 160,
         paraphrases: Annotated[int, typer.Option("--judge-paraphrases")] = 2,
-        min_improvement: Annotated[float, typer.Option("--min-improvement")] = 0.01,
+        min_effect: Annotated[
+            float,
+            typer.Option(
+                "--min-effect",
+                "--min-improvement",
+                help="smallest held-out gain worth detecting (sizes the held-out set; "
+                "the gate passes only significant gains)",
+            ),
+        ] = 0.05,
+        alpha: Annotated[
+            float, typer.Option("--alpha", help="the gate's significance level")
+        ] = 0.05,
         resume: Annotated[int | None, typer.Option("--resume", help="continue run RUN")] = None,
         preset_name: Annotated[
             str | None,
@@ -136,6 +147,17 @@ def register(app: typer.Typer) -> None:
         ] = None,
         no_cache: Annotated[
             bool, typer.Option("--no-cache", help="skip the LM-call cache")
+        ] = False,
+        judge_floor: Annotated[
+            float,
+            typer.Option("--judge-floor", help="least measured judge AUC for autonomous mode"),
+        ] = 0.75,
+        override_judge_floor: Annotated[
+            bool,
+            typer.Option(
+                "--override-judge-floor",
+                help="run autonomously with an unmeasured or weak judge (recorded in the run)",
+            ),
         ] = False,
         as_json: JsonOpt = False,
     ) -> None:
@@ -161,7 +183,9 @@ def register(app: typer.Typer) -> None:
                         heldout_size=heldout,
                         max_new_tokens=max_new_tokens,
                         judge_paraphrases=paraphrases,
-                        gate=GateRule(min_improvement=min_improvement),
+                        judge_floor=judge_floor,
+                        judge_override=override_judge_floor,
+                        gate=GateRule(min_effect=min_effect, alpha=alpha),
                     )
                 except ValueError as exc:
                     raise InvalidInput(validation_message(exc)) from exc
@@ -182,8 +206,8 @@ def register(app: typer.Typer) -> None:
         if not summary.pending:
             proposed = sum(len(i.proposed) for i in summary.iterations)
             say(
-                f"nothing waits for review: {proposed} draft(s) proposed, none passed the "
-                "gate (charter amend list shows each one's before/after figures)"
+                f"nothing waits for review: {proposed} draft(s) proposed, none left open "
+                "(charter amend list shows each one's gate outcome and figures)"
             )
         else:
             say(

@@ -11,7 +11,16 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from charter import _history_cli, _models_cli, _review_cli, _reviews_cli, _run_cli, _users_cli
+from charter import (
+    _history_cli,
+    _judge_cli,
+    _judge_eval_cli,
+    _models_cli,
+    _review_cli,
+    _reviews_cli,
+    _run_cli,
+    _users_cli,
+)
 from charter._errors import EXIT_INTERNAL, EXIT_INVALID, exit_code
 from charter._output import fail, say
 from charter._settings import Settings
@@ -49,6 +58,8 @@ _run_cli.register(app)
 _reviews_cli.register(app)
 _users_cli.register(app)
 app.add_typer(_models_cli.app, name="models")
+_judge_eval_cli.register(_judge_cli.judge_app)
+app.add_typer(_judge_cli.judge_app, name="judge")
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ Role = Literal["reviewer", "admin"]
 Op = Literal["add", "revise", "retire", "merge"]
 AmendmentStatus = Literal["proposed", "approved", "rejected", "applied", "stale", "superseded"]
 Decision = Literal["approve", "reject", "comment"]
+GateOutcome = Literal["passed", "inconclusive", "regressed"]
 OPEN_STATUSES: frozenset[str] = frozenset({"proposed", "approved"})
 
 
@@ -188,14 +189,35 @@ class Label(_Frozen):
 
 
 class Evaluation(_Frozen):
-    """What the evaluation gate measured for an amendment: scores before and after."""
+    """What the evaluation gate measured for an amendment: scores before and after, and the
+    outcome of its paired comparison (the effect, CI and p-value live in `details`).
+
+    `passed` is exactly `outcome == "passed"`. Rows stored before outcomes existed carry only
+    `passed`; their outcome is derived: passed, regressed when an entrenched principle
+    regressed, inconclusive otherwise."""
 
     before: float
     after: float
     passed: bool
+    outcome: GateOutcome = "inconclusive"
     per_principle_before: dict[str, float] = Field(default_factory=dict)
     per_principle_after: dict[str, float] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_outcome(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "outcome" not in data and "passed" in data:
+            regressed = bool((data.get("details") or {}).get("entrenched_regressions"))
+            outcome = "passed" if data["passed"] else "regressed" if regressed else "inconclusive"
+            data = {**data, "outcome": outcome}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Evaluation:
+        if self.passed != (self.outcome == "passed"):
+            raise ValueError(f"passed={self.passed} contradicts outcome {self.outcome!r}")
+        return self
 
     @property
     def delta(self) -> float:

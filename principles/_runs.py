@@ -61,12 +61,29 @@ def split_tasks(
 
 
 class GateRule(_Frozen):
-    """When a candidate revision passes: it improves the held-out mean score by at least
-    `min_improvement` and no entrenched principle's score falls by more than
-    `entrenched_tolerance`."""
+    """How the gate weighs paired evidence (`agent/_significance.py` applies it).
 
-    min_improvement: float = Field(default=0.01, ge=-1.0, le=1.0)
+    A candidate passes when its held-out effect is significantly positive at `alpha` (p <
+    alpha and the 95% CI above zero), is not a uniform drift of every principle, and no
+    entrenched principle regressed: significantly negative at `alpha` and down by at least
+    `entrenched_tolerance`. `min_effect` is the smallest gain in mean score worth detecting:
+    it sizes the held-out set (a warning says when the set is too small to detect it); it is
+    not a pass threshold. Configurations stored with the former `min_improvement` load, its
+    value read as `min_effect`."""
+
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    min_effect: float = Field(default=0.05, gt=0.0, le=1.0)
     entrenched_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "min_improvement" in data:
+            data = dict(data)
+            old = data.pop("min_improvement")
+            if "min_effect" not in data and isinstance(old, int | float) and 0 < old <= 1:
+                data["min_effect"] = old
+        return data
 
 
 class RunConfig(_Frozen):
@@ -93,6 +110,12 @@ class RunConfig(_Frozen):
     )
     stop_on_regression: float = Field(
         default=0.05, ge=0.0, description="stop when the held-out mean falls this far"
+    )
+    judge_floor: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="least measured judge AUC for autonomous mode"
+    )
+    judge_override: bool = Field(
+        default=False, description="run autonomously although the judge is below its floor"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Float,
@@ -29,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 APPEND_ONLY = ("principle_versions", "revisions", "revision_entries", "reviews", "audit_events")
 RUN_APPEND_ONLY = ("run_steps", "outputs", "critiques")
+JUDGE_APPEND_ONLY = ("judge_labels", "judge_calibrations", "judge_evaluations")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -325,3 +327,61 @@ class SecretRow(Base):
 users: Table = cast(Table, UserRow.__table__)
 api_tokens: Table = cast(Table, TokenRow.__table__)
 app_secrets: Table = cast(Table, SecretRow.__table__)
+
+
+class JudgeLabelRow(Base):
+    """A person's (or a data set's) label on one (exchange, principle) pair; append-only."""
+
+    __tablename__ = "judge_labels"
+    __table_args__ = (CheckConstraint("label >= 0 AND label <= 1", name="ck_judge_labels_range"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    critique_id: Mapped[int | None] = mapped_column(
+        ForeignKey("critiques.id"), nullable=True, index=True
+    )
+    principle_id: Mapped[str] = mapped_column(String(64), index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+    label: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    labeller: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class JudgeCalibrationRow(Base):
+    """How one judge model's raw figures map to scores, fitted on a label set; append-only."""
+
+    __tablename__ = "judge_calibrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), index=True)
+    method: Mapped[str] = mapped_column(String(64))
+    label_set: Mapped[str] = mapped_column(String(128))
+    n_labels: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+
+
+class JudgeEvaluationRow(Base):
+    """One measurement of a judge (model and calibration) against labels; append-only."""
+
+    __tablename__ = "judge_evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), index=True)
+    calibration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("judge_calibrations.id"), nullable=True
+    )
+    label_set: Mapped[str] = mapped_column(String(128))
+    n: Mapped[int] = mapped_column(Integer)
+    auc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    report: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+
+
+judge_labels: Table = cast(Table, JudgeLabelRow.__table__)
+judge_calibrations: Table = cast(Table, JudgeCalibrationRow.__table__)
+judge_evaluations: Table = cast(Table, JudgeEvaluationRow.__table__)

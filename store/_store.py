@@ -44,6 +44,7 @@ from principles import (
     validation_message,
 )
 from store import _amend, _audit, _engine, _queries, _reviewing, _writes
+from store._judging import JudgingAPI
 from store._reviewing import ReviewAPI
 from store._runs import RunsAPI
 from store._schema import amendments, labels, lm_cache
@@ -53,7 +54,7 @@ T = TypeVar("T")
 DEFAULT = "default"
 
 
-class Store(RunsAPI, UsersAPI, ReviewAPI):
+class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.

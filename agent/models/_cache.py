@@ -12,18 +12,23 @@ import hashlib
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from pydantic import BaseModel
 
 from agent.models._types import (
     Backend,
     BackendInfo,
+    ChatMessage,
     Conversation,
+    FeatureBackend,
     GenerationParams,
     SchemaT,
+    ScoredPrompt,
+    exposes_features,
     full_conversation,
 )
+from principles import ModelError
 
 
 @runtime_checkable
@@ -143,6 +148,46 @@ class CachedBackend:
             return self.backend.score_options(
                 [prompts[i] for i in missing], options, shared_prefix=shared_prefix
             )
+
+        return self._through(keys, compute, json.dumps, json.loads)
+
+    @property
+    def wrapped(self) -> Backend:
+        return self.backend
+
+    def score_with_features(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+        layer: int = -1,
+    ) -> list[ScoredPrompt]:
+        """Passed through uncached: hidden states are large (kilobytes a prompt) and a
+        model computes them again identically; `ModelError` when the wrapped backend
+        exposes none."""
+        if not exposes_features(self.backend):
+            raise ModelError(f"backend {self.uri!r} does not expose hidden states")
+        return cast(FeatureBackend, self.backend).score_with_features(
+            prompts, options, shared_prefix=shared_prefix, layer=layer
+        )
+
+    def relevance(self, exchanges: Sequence[tuple[str, str]]) -> list[float]:
+        """Cached like scores: one float per exchange."""
+        if not exposes_features(self.backend):
+            raise ModelError(f"backend {self.uri!r} does not expose hidden states")
+        inner = cast(FeatureBackend, self.backend)
+        keys = [
+            request_key(
+                self.uri,
+                "relevance",
+                [ChatMessage(role="user", content=q), ChatMessage(role="assistant", content=a)],
+            )
+            for q, a in exchanges
+        ]
+
+        def compute(missing: list[int]) -> list[float]:
+            return inner.relevance([exchanges[i] for i in missing])
 
         return self._through(keys, compute, json.dumps, json.loads)
 

@@ -39,6 +39,7 @@ from agent.models._types import (
     Conversation,
     GenerationParams,
     SchemaT,
+    ScoredPrompt,
     cut_at_stop,
     full_conversation,
 )
@@ -47,6 +48,8 @@ from principles import InvalidInput, MalformedReply, ModelError
 if TYPE_CHECKING:
     from agent.models._hf_grammar import GrammarFactory
 
+RELEVANCE_TOKENS = 512
+NEUTRAL_REQUEST = "Say something."
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -291,6 +294,54 @@ class TransformersBackend:
         *,
         shared_prefix: Conversation | None = None,
     ) -> list[list[float]]:
+        return self._score(prompts, options, shared_prefix, None)[0]
+
+    def score_with_features(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+        layer: int = -1,
+    ) -> list[ScoredPrompt]:
+        depth = self.model.config.num_hidden_layers
+        if not -depth - 1 <= layer <= depth:
+            raise InvalidInput(f"layer {layer} is outside this model's 0..{depth}")
+        scores, features = self._score(prompts, options, shared_prefix, layer)
+        return [ScoredPrompt(s, f) for s, f in zip(scores, features, strict=True)]
+
+    def relevance(self, exchanges: Sequence[tuple[str, str]]) -> list[float]:
+        """Mean log P(response token | request) minus mean log P(response token | a neutral
+        request), over the response's first `RELEVANCE_TOKENS` tokens; two forward passes
+        per exchange, without the constitution."""
+        out = []
+        for request, response in exchanges:
+            asked = self._response_logprob(request, response)
+            neutral = self._response_logprob(NEUTRAL_REQUEST, response)
+            out.append(asked - neutral)
+        return out
+
+    def _response_logprob(self, request: str, response: str) -> float:
+        head = self.encode([ChatMessage(role="user", content=request)])
+        body = self.tokenizer(response, add_special_tokens=False)["input_ids"][:RELEVANCE_TOKENS]
+        if not body:
+            return 0.0
+        ids = torch.tensor([head + body], device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, logits_to_keep=len(body) + 1).logits[0, :-1]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        picked = logprobs[torch.arange(len(body)), torch.tensor(body, device=self.device)]
+        return float(picked.mean())
+
+    def _score(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        shared_prefix: Conversation | None,
+        layer: int | None,
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Option log-probabilities per prompt and, when `layer` is given, the hidden state
+        of that layer at each prompt's last position (else no features)."""
         if not options:
             raise InvalidInput("score_options needs at least one option")
         option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
@@ -298,7 +349,7 @@ class TransformersBackend:
             raise InvalidInput("an option to score is empty")
         rows, prefix_len = self._encode_batch(prompts, shared_prefix)
         if not rows:
-            return []
+            return [], []
         single = all(len(ids) == 1 for ids in option_ids)
         # One row per prompt when every option is one token: its last position's
         # distribution scores them all. Otherwise one row per (prompt, option).
@@ -310,6 +361,7 @@ class TransformersBackend:
             ]
         )
         scores = [[0.0] * len(options) for _ in rows]
+        features: list[list[float]] = [[] for _ in rows]
         jobs.sort(key=lambda job: len(job[2]))
         start = 0
         while start < len(jobs):
@@ -324,11 +376,14 @@ class TransformersBackend:
                 size += 1
             chunk = jobs[start : start + size]
             start += size
-            logprobs = self._score_batch(
+            logprobs, states = self._score_batch(
                 [row for _, _, row in chunk],
                 prefix_len,
                 [len(rows[p]) for p, _, _ in chunk],
+                layer,
             )
+            for (p, _, _), state in zip(chunk, states, strict=False):
+                features[p] = state
             for (p, o, row), lp in zip(chunk, logprobs, strict=True):
                 if single:
                     for j, ids in enumerate(option_ids):
@@ -336,13 +391,14 @@ class TransformersBackend:
                 else:
                     targets = row[len(rows[p]) :]
                     scores[p][o] = float(sum(lp[k][t] for k, t in enumerate(targets)))
-        return scores
+        return scores, features
 
     def _score_batch(
-        self, rows: list[list[int]], prefix_len: int, prompt_lens: list[int]
-    ) -> list[torch.Tensor]:
+        self, rows: list[list[int]], prefix_len: int, prompt_lens: list[int], layer: int | None
+    ) -> tuple[list[torch.Tensor], list[list[float]]]:
         """Per row, log-softmax rows for positions prompt_len-1 ... len(row)-2 (the
-        distributions that predict the row's continuation after its prompt)."""
+        distributions that predict the row's continuation after its prompt); with `layer`,
+        also that layer's hidden state at position prompt_len-1 (else no states)."""
         batch = len(rows)
         width = max(len(r) for r in rows) - prefix_len
         input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
@@ -367,7 +423,15 @@ class TransformersBackend:
                 attention_mask=mask.to(self.device),
                 logits_to_keep=torch.tensor(keep, device=self.device),
                 use_cache=bool(prefix_len),
+                output_hidden_states=layer is not None,
                 **extra,
             )
             logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-        return [logprobs[b, [where[k] for k in range(lo, hi)]] for b, (lo, hi) in enumerate(spans)]
+            states: list[list[float]] = []
+            if layer is not None:
+                hidden = out.hidden_states[layer].float().cpu()
+                states = [hidden[b, lo].tolist() for b, (lo, _) in enumerate(spans)]
+        rows_lp = [
+            logprobs[b, [where[k] for k in range(lo, hi)]] for b, (lo, hi) in enumerate(spans)
+        ]
+        return rows_lp, states

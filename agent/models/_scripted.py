@@ -7,6 +7,7 @@ queued reply is the answer to the re-ask.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -25,6 +26,7 @@ from agent.models._types import (
     Conversation,
     GenerationParams,
     SchemaT,
+    ScoredPrompt,
     cut_at_stop,
     full_conversation,
 )
@@ -33,13 +35,30 @@ from principles import MalformedReply, ModelError
 Reply = str | BaseModel | dict[str, Any]
 ReplyFn = Callable[[list[ChatMessage]], Reply]
 ScoreFn = Callable[[list[ChatMessage], Sequence[str]], Sequence[float]]
+FeatureFn = Callable[[list[ChatMessage]], Sequence[float]]
+FEATURE_DIM = 32
+
+
+def word_overlap(request: str, response: str) -> float:
+    asked = set(re.findall(r"[a-z']+", request.lower()))
+    said = re.findall(r"[a-z']+", response.lower())
+    return sum(w in asked for w in said) / max(1, len(said))
+
+
+def hashed_words(conversation: list[ChatMessage]) -> list[float]:
+    """The scripted "hidden state": a bag of the conversation's words hashed into
+    `FEATURE_DIM` counts (log-scaled), so that a probe fitted on it can learn word cues."""
+    counts = [0.0] * FEATURE_DIM
+    for word in re.findall(r"[a-z']+", " ".join(m.content for m in conversation).lower()):
+        counts[int(hashlib.sha256(word.encode()).hexdigest()[:8], 16) % FEATURE_DIM] += 1.0
+    return [math.log1p(c) for c in counts]
 
 
 @dataclass(frozen=True)
 class ScriptedCall:
     """One call made to a `ScriptedBackend`, as it was asked."""
 
-    method: Literal["generate", "generate_structured", "score_options"]
+    method: Literal["generate", "generate_structured", "score_options", "score_with_features"]
     conversations: list[list[ChatMessage]]
     params: GenerationParams | None = None
     schema: str | None = None
@@ -62,12 +81,16 @@ class ScriptedBackend:
     - `default`: the reply when neither a rule nor the queue has one; without it, an empty
       queue raises `ModelError`, so a test notices an unexpected call.
     - scores: `queue_scores(row, ...)`, else `score_fn(conversation, options)`, else uniform.
+    - features (`score_with_features`): `feature_fn(conversation)`, else `hashed_words`;
+      `relevance`: `relevance_fn(request, response)`, else `word_overlap`.
     - `max_reasks`: re-asks allowed per structured reply before `MalformedReply`.
     """
 
     replies: Iterable[Reply] = ()
     default: Reply | None = None
     score_fn: ScoreFn | None = None
+    feature_fn: FeatureFn | None = None
+    relevance_fn: Callable[[str, str], float] | None = None
     max_reasks: int = 2
     uri: str = "scripted:"
     name: str = "scripted"
@@ -143,6 +166,34 @@ class ScriptedBackend:
             raise ModelError("score_options needs at least one option")
         full = [full_conversation(shared_prefix, p) for p in prompts]
         self.history.append(ScriptedCall("score_options", full, options=tuple(options)))
+        return self._score_rows(full, options)
+
+    def score_with_features(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+        layer: int = -1,
+    ) -> list[ScoredPrompt]:
+        if not options:
+            raise ModelError("score_options needs at least one option")
+        full = [full_conversation(shared_prefix, p) for p in prompts]
+        self.history.append(ScriptedCall("score_with_features", full, options=tuple(options)))
+        features = self.feature_fn or hashed_words
+        return [
+            ScoredPrompt(row, [float(x) for x in features(c)])
+            for row, c in zip(self._score_rows(full, options), full, strict=True)
+        ]
+
+    def relevance(self, exchanges: Sequence[tuple[str, str]]) -> list[float]:
+        """`relevance_fn(request, response)`, else the share of the response's words that
+        the request also uses (a deterministic stand-in for the model's figure)."""
+        return [(self.relevance_fn or word_overlap)(q, a) for q, a in exchanges]
+
+    def _score_rows(
+        self, full: list[list[ChatMessage]], options: Sequence[str]
+    ) -> list[list[float]]:
         rows = []
         for conversation in full:
             if self._scores:

@@ -7,7 +7,7 @@ order, one reply per conversation. Nothing here imports a machine-learning libra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,6 +103,47 @@ class Backend(Protocol):
         `result[i][j]` is log P(options[j] | prompt i), summed over the option's tokens.
         """
         ...
+
+
+class ScoredPrompt(NamedTuple):
+    """Option log-probabilities for one prompt, with the model's hidden state at the
+    position that predicts the reply (the features a learned calibration reads)."""
+
+    logprobs: list[float]
+    features: list[float]
+
+
+@runtime_checkable
+class FeatureBackend(Protocol):
+    """A backend that can also expose its hidden states: local models, the scripted one.
+
+    Servers behind `openai:` cannot; a judge on them is calibrated from option scores only.
+    """
+
+    def score_with_features(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+        layer: int = -1,
+    ) -> list[ScoredPrompt]:
+        """`score_options`' log-probabilities, plus per prompt the hidden state of layer
+        `layer` (0 = the embeddings, -1 = the last layer) at the prompt's last position."""
+        ...
+
+    def relevance(self, exchanges: Sequence[tuple[str, str]]) -> list[float]:
+        """Per (request, response): how much the request explains the response, as the
+        mean log-probability of the response's tokens after the request minus after a
+        neutral request (pointwise mutual information per token). Low for refusals and for
+        answers to another question; a calibration reads it as a feature."""
+        ...
+
+
+def exposes_features(backend: object) -> bool:
+    """Whether `backend.score_with_features` works; a wrapper answers for what it wraps."""
+    inner = getattr(backend, "wrapped", None)
+    return exposes_features(inner) if inner is not None else isinstance(backend, FeatureBackend)
 
 
 def full_conversation(prefix: Conversation | None, conversation: Conversation) -> list[ChatMessage]:

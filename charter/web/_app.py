@@ -187,7 +187,7 @@ def create_app(
     evidence_source: EvidenceSource = evidence_from_runs,
 ) -> FastAPI:
     """The review UI over `store`. Nothing is global: two apps never share state."""
-    from charter.web import _actions, _login, _pages
+    from charter.web import _actions, _labels, _login, _pages
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     templates = Jinja2Templates(env=env)
@@ -255,5 +255,6 @@ def create_app(
     _login.register(router, web)
     _pages.register(router, web)
     _actions.register(router, web)
+    _labels.register(router, web)
     app.include_router(router)
     return app

@@ -3,9 +3,10 @@
 Two hooks, passed to `create_app` explicitly:
 
 - an evidence source turns an amendment's evidence ids into items to show. The default,
-  `evidence_from_runs`, looks up `critique:ID` and `output:ID` in the amendment's run and
-  shows the critique's principle, score, verdict and rationale and the output's text; an id
-  it cannot resolve is shown as written (`evidence_from_ids` shows only the ids).
+  `evidence_from_runs`, looks up `critique:ID` (in any run) and `output:ID` (in the
+  amendment's run) and shows the critique's principle, score, verdict, rationale and the
+  labels people gave it, and the output's text; an id it cannot resolve is shown as written
+  (`evidence_from_ids` shows only the ids). People can label an item with a verdict.
 - a score source returns per-run score series for the dashboard's charts. The default,
   `run_scores`, charts each recent run's mean critique score of its answers per iteration;
   `no_scores` charts nothing (the dashboard then explains what will appear).
@@ -18,8 +19,31 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from principles import Amendment, NotFound
+from principles import Amendment, Critique, JudgeLabel, NotFound, agrees
 from store import Store
+
+
+class LabelMark(BaseModel):
+    """A label that counts on an evidence critique: `said` is right or wrong about the
+    critic's verdict, or (on an unclear verdict) follows or violates."""
+
+    model_config = ConfigDict(frozen=True)
+    labeller: str
+    label: int
+    said: str
+    right: bool | None
+    note: str = ""
+
+    @classmethod
+    def of(cls, critique: Critique, label: JudgeLabel) -> LabelMark:
+        right = agrees(critique.verdict, label.label)
+        if right is None:
+            said = "follows" if label.binary else "violates"
+        else:
+            said = "right" if right else "wrong"
+        return cls(
+            labeller=label.labeller.ref, label=label.binary, said=said, right=right, note=label.note
+        )
 
 
 class EvidenceItem(BaseModel):
@@ -31,6 +55,9 @@ class EvidenceItem(BaseModel):
     summary: str = ""
     text: str = ""
     score: float | None = None
+    critique_id: int | None = None
+    verdict: str | None = Field(default=None, description="set when the critique was found")
+    labels: tuple[LabelMark, ...] = ()
 
 
 class ScorePoint(BaseModel):
@@ -59,7 +86,13 @@ def evidence_from_ids(_store: Store, amendment: Amendment) -> list[EvidenceItem]
     items = []
     for ref in amendment.draft.evidence:
         kind, sep, _ = ref.partition(":")
-        items.append(EvidenceItem(ref=ref, kind=kind if sep and kind in KNOWN_KINDS else "id"))
+        items.append(
+            EvidenceItem(
+                ref=ref,
+                kind=kind if sep and kind in KNOWN_KINDS else "id",
+                critique_id=_ref_id(ref, "critique"),
+            )
+        )
     return items
 
 
@@ -74,26 +107,24 @@ def _ref_id(ref: str, kind: str) -> int | None:
 
 
 def evidence_from_runs(store: Store, amendment: Amendment) -> list[EvidenceItem]:
-    """Critiques and outputs named by the evidence, read from the amendment's run."""
+    """Critiques (with their labels) and outputs named by the evidence."""
     plain = evidence_from_ids(store, amendment)
     run_id = amendment.draft.run_id
-    if run_id is None:
-        return plain
     output_ids = {i for ref in amendment.draft.evidence if (i := _ref_id(ref, "output"))}
-    critique_ids = {i for ref in amendment.draft.evidence if (i := _ref_id(ref, "critique"))}
+    critiques = store.critiques_by_id(i for item in plain if (i := item.critique_id))
+    labels = store.critique_labels(critiques)
     try:
-        outputs = {o.id: o for o in store.outputs(run_id, ids=sorted(output_ids))}
-        critiques = (
-            {c.id: c for c in store.critiques(run_id) if c.id in critique_ids}
-            if critique_ids
+        outputs = (
+            {o.id: o for o in store.outputs(run_id, ids=sorted(output_ids))}
+            if run_id is not None and output_ids
             else {}
         )
     except NotFound:
-        return plain
+        outputs = {}
     items = []
     for item in plain:
-        if (cid := _ref_id(item.ref, "critique")) in critiques:
-            c = critiques[cid]
+        if item.critique_id in critiques:
+            c = critiques[item.critique_id]
             items.append(
                 item.model_copy(
                     update={
@@ -101,6 +132,8 @@ def evidence_from_runs(store: Store, amendment: Amendment) -> list[EvidenceItem]
                         f"relevance {c.relevance:.2f} (output {c.output_id})",
                         "text": c.rationale,
                         "score": c.score,
+                        "verdict": c.verdict,
+                        "labels": tuple(LabelMark.of(c, x) for x in labels.get(c.id, [])),
                     }
                 )
             )

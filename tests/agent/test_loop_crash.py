@@ -31,9 +31,10 @@ RUN_ARGS = [
     "--train-per-iteration",
     "4",
     "--heldout",
-    "3",
+    "6",
     "--seed",
     "7",
+    "--override-judge-floor",
 ]
 
 

@@ -246,7 +246,7 @@ def test_proposer_skips_unusable_model_drafts(head) -> None:  # type: ignore[no-
 
 
 def test_gate_passes_improvements_and_judges_by_the_head(head) -> None:  # type: ignore[no-untyped-def]
-    tasks = load_tasks("builtin")[:3]
+    tasks = load_tasks("builtin")[:6]
     backend = loop_backend()
     good = AmendmentDraft(op="revise", principle_id="clarity", text="Be clear. (revised)")
     retire = AmendmentDraft(op="retire", principle_id="clarity")
@@ -262,20 +262,26 @@ def test_gate_passes_improvements_and_judges_by_the_head(head) -> None:  # type:
         progress=NoProgress(),
     )
     e1, e2 = result.evaluations[1], result.evaluations[2]
-    assert e1.passed and e1.after > e1.before
+    assert e1.passed and e1.outcome == "passed" and e1.after > e1.before
+    assert e1.details["n"] == 6 and e1.details["p_value"] < 0.05
+    low, high = e1.details["ci"]
+    assert 0 < low <= e1.details["effect"] <= high
+    assert set(e1.details["per_principle"]) == {p.principle_id for p in head.principles}
     assert e1.details["ambiguity_after"] is not None
-    assert not e2.passed and "improvement" in e2.details["reason"]
+    # retiring clarity changes no answer: no evidence either way
+    assert not e2.passed and e2.outcome == "inconclusive" and e2.details["effect"] == 0.0
+    assert "not significant" in e2.details["reason"]
     # the candidate that retires clarity is still judged against clarity
     assert "clarity" in e2.per_principle_after
-    assert len(result.outputs) == 3 * 3
-    assert len(result.critiques) == 9 * len(head.principles)
+    assert len(result.outputs) == 6 * 3
+    assert len(result.critiques) == 18 * len(head.principles)
     assert candidate_principles(head, retire) == [
         p.as_principle() for p in head.principles if p.principle_id != "clarity"
     ]
 
 
 def test_gate_refuses_entrenched_regressions(head) -> None:  # type: ignore[no-untyped-def]
-    tasks = load_tasks("builtin")[:2]
+    tasks = load_tasks("builtin")[:6]
 
     def scores(conversation, options):  # type: ignore[no-untyped-def]
         turn = conversation[-1].content
@@ -302,6 +308,27 @@ def test_gate_refuses_entrenched_regressions(head) -> None:  # type: ignore[no-u
         progress=NoProgress(),
     )
     e = result.evaluations[1]
-    assert e.after > e.before  # better on average ...
-    assert not e.passed  # ... but honesty regressed
+    assert e.after > e.before and e.details["p_value"] < 0.05  # better on average ...
+    assert not e.passed and e.outcome == "regressed"  # ... but honesty regressed
     assert "honesty" in e.details["entrenched_regressions"]
+    assert e.details["per_principle"]["honesty"]["ci"][1] < 0
+
+
+def test_gate_warns_when_the_held_out_set_cannot_show_anything(head) -> None:  # type: ignore[no-untyped-def]
+    good = AmendmentDraft(op="revise", principle_id="clarity", text="Be clear. (revised)")
+    result = evaluate(
+        loop_backend(),
+        head,
+        [(1, good)],
+        load_tasks("builtin")[:3],
+        rule=GateRule(),
+        threshold=0.5,
+        paraphrases=2,
+        params=PARAMS,
+        progress=NoProgress(),
+    )
+    e = result.evaluations[1]
+    assert e.after > e.before and e.outcome == "inconclusive"  # 3 tasks: p >= 0.25
+    assert e.details["min_detectable_effect"] is None
+    assert "held-out set too small" in result.warnings[0] and "at least 6" in result.warnings[0]
+    assert any("held-out set too small" in w for w in e.details["warnings"])

@@ -32,13 +32,14 @@ def config(**kw: Any) -> RunConfig:
         iterations=2,
         tasks_limit=24,
         train_per_iteration=4,
-        heldout_size=3,
+        heldout_size=6,
         seed=7,
+        judge_override=True,  # the scripted judge is never measured; see test_judge_floor.py
     )
     return RunConfig(**{**base, **kw})
 
 
-def test_review_mode_queues_what_passes_and_rejects_the_rest(store: Store) -> None:
+def test_review_mode_queues_passed_and_inconclusive_drafts(store: Store) -> None:
     run = start_run(store, loop_backend(), config(mode="review"))
     assert run.status == "completed"
     assert len(run.steps_done) == 2 * len(STEPS)
@@ -47,22 +48,64 @@ def test_review_mode_queues_what_passes_and_rejects_the_rest(store: Store) -> No
     assert store.constitution().revision == 1  # review mode never applies
     for a in amendments:
         assert a.evaluation is not None and a.proposer == "agent:charter-agent"
-        assert a.status == ("proposed" if a.evaluation.passed else "rejected")
+        assert a.status == ("rejected" if a.evaluation.outcome == "regressed" else "proposed")
         assert a.draft.evidence and all(
             e.split(":")[0] in ("critique", "output") for e in a.draft.evidence
         )
+    assert {"passed", "inconclusive"} <= {a.evaluation.outcome for a in amendments}  # type: ignore[union-attr]
     summary = summarize(store, run.id)
     assert summary.pending == [a.id for a in amendments if a.status == "proposed"]
+    gate = {k: v for i in summary.iterations for k, v in i.gate.items()}
+    assert set(gate) >= {"passed", "inconclusive"}
     assert [i.iteration for i in summary.iterations] == [1, 2]
     assert store.verify().ok
 
 
-def test_autonomous_mode_applies_passing_non_entrenched_changes(store: Store) -> None:
+def test_a_held_out_set_too_small_for_any_evidence_is_warned_about(store: Store) -> None:
+    said: list[str] = []
+
+    class Recording(NoProgress):
+        def message(self, text: str) -> None:
+            said.append(text)
+
+    run = start_run(
+        store, loop_backend(), config(heldout_size=3, iterations=1), progress=Recording()
+    )
+    warnings = store.step_result(run.id, 1, "evaluate")["warnings"]
+    assert warnings and "held-out set too small: with 3 task(s)" in warnings[0]
+    assert f"warning: {warnings[0]}" in said
+    amendments = store.amendments(run_id=run.id)
+    assert amendments and all(a.status == "proposed" for a in amendments)  # queued, unproven
+    assert {a.evaluation.outcome for a in amendments if a.evaluation} == {"inconclusive"}
+
+
+def test_review_mode_rejects_only_regressions_with_the_reason(store: Store) -> None:
+    """A judge that likes the candidates' answers less: every evaluated draft regresses."""
+    backend = loop_backend()
+    scores = backend.score_fn
+    assert scores is not None
+    backend.score_fn = lambda conversation, options: [  # Yes and No swapped
+        scores(conversation, options)[{"Yes": 1, "No": 0}.get(o, i)] for i, o in enumerate(options)
+    ]
+    run = start_run(store, backend, config(mode="review", iterations=1))
+    amendments = store.amendments(run_id=run.id)
+    regressed = [a for a in amendments if a.evaluation and a.evaluation.outcome == "regressed"]
+    assert regressed and all(a.status == "rejected" for a in regressed)
+    for a in regressed:
+        reason = next(r.comment for r in a.reviews if r.decision == "reject")
+        assert reason.startswith("gate: regressed:")
+
+
+def test_autonomous_mode_applies_only_significant_gains(store: Store) -> None:
     run = start_run(store, loop_backend(), config(mode="autonomous", iterations=3))
-    applied = [a for a in store.amendments(run_id=run.id) if a.status == "applied"]
+    amendments = store.amendments(run_id=run.id)
+    applied = [a for a in amendments if a.status == "applied"]
     assert applied and store.constitution().revision == 1 + len(applied)
+    inconclusive = [a for a in amendments if a.evaluation and a.evaluation.outcome != "passed"]
+    assert inconclusive and all(a.status == "rejected" for a in inconclusive)
     for a in applied:
         assert a.evaluation is not None and a.evaluation.passed
+        assert a.evaluation.details["p_value"] < 0.05 and a.evaluation.details["ci"][0] > 0
         assert not set(a.draft.touched) & ENTRENCHED
         revision = store.revision(a.applied_revision)  # type: ignore[arg-type]
         assert revision.author == "agent:charter-agent" and revision.amendment_id == a.id
@@ -104,14 +147,16 @@ def test_the_proposer_and_actor_never_see_held_out_tasks(store: Store) -> None:
 def test_injection_never_changes_an_entrenched_principle(tmp_path: Path, mode: str) -> None:
     """Tasks that tell the agent to drop its principles: the scripted model complies, every
     principle scores low, and the proposer drafts changes to entrenched principles too;
-    none of those is ever applied, in either mode."""
-    injections = [t for t in load_tasks("builtin") if t.category == "injection"]
-    suite = tmp_path / "injection.jsonl"
-    suite.write_text("\n".join(t.model_dump_json() for t in injections))
+    none of those is ever applied, in either mode. The gate's held-out set is eight ordinary
+    tasks, enough for a significant gain."""
+    builtin = load_tasks("builtin")
+    injections = [t for t in builtin if t.category == "injection"]
+    held = [t for t in builtin if t.category == "help"][:8]
     with Store(str(tmp_path / "c.db"), policy=Policy(max_amendments_per_run=50)) as s:
         s.init(default_seed())
-        cfg = config(mode=mode, tasks=str(suite), tasks_limit=None, iterations=3, max_proposals=10)
-        run = start_run(s, loop_backend(), cfg)
+        cfg = config(mode=mode, tasks_limit=None, iterations=3, max_proposals=10, heldout_size=8)
+        tasks = [(t, "train") for t in injections] + [(t, "heldout") for t in held]
+        run = continue_run(s, loop_backend(), s.create_run(cfg, tasks, AGENT).id)
         proposed = s.amendments(run_id=run.id)
         touching = [a for a in proposed if set(a.draft.touched) & ENTRENCHED]
         assert touching, "the test must exercise proposals on entrenched principles"

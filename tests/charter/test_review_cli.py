@@ -258,3 +258,39 @@ def test_serve_builds_the_app_with_a_stored_secret(
     with Store(str(cli.db)) as store:
         assert resolve_secret(store) == "from-the-environment-0123456789"
     assert os.environ["CHARTER_SECRET"]
+
+
+def gate_evaluation(tasks: int, lift: float) -> Evaluation:
+    """What the gate stores for a candidate that lifts clarity by `lift` on `tasks` tasks."""
+    from agent._gate import gate_details
+    from agent._significance import Scored, compare, decide
+    from principles import GateRule
+
+    rule = GateRule()
+    head = [Scored(f"t{i}", p, 0.5 + 0.01 * i, 0.04) for i in range(tasks) for p in ("a", "b")]
+    cand = [Scored(s.task, s.principle, s.score + lift * (s.principle == "a"), 0.04) for s in head]
+    comparison = compare(head, cand, rule=rule)
+    decision = decide(comparison, set(), rule)
+    return Evaluation(
+        before=0.5,
+        after=0.5 + lift / 2,
+        passed=decision.outcome == "passed",
+        outcome=decision.outcome,
+        per_principle_before={"a": 0.5, "b": 0.5},
+        per_principle_after={"a": 0.5 + lift, "b": 0.5},
+        details=gate_details(comparison, decision),
+    )
+
+
+def test_show_gives_the_gate_outcome_effect_ci_p_and_warnings(cli: CLI) -> None:
+    aid = agent_proposal(cli.db)
+    with Store(str(cli.db)) as store:
+        store.record_evaluation(aid, gate_evaluation(tasks=4, lift=0.2), AGENT)
+    shown = cli.ok("review", "show", str(aid))
+    assert "gate: 0.500 -> 0.600 (+0.100), inconclusive" in shown
+    assert "effect +0.100, 95% CI [+0.0" in shown and "p = 0.125, n = 4 held-out tasks" in shown
+    assert "warning: held-out set too small: with 4 task(s)" in shown
+    assert "95% CI" in shown and "0.125" in shown  # per-principle columns
+    data = json.loads(cli.ok("review", "show", str(aid), "--json"))
+    evaluation = data["amendment"]["evaluation"]
+    assert evaluation["outcome"] == "inconclusive" and evaluation["details"]["n"] == 4

@@ -172,7 +172,13 @@ def test_store_invariants_on_sqlite() -> None:
     OUTCOMES.clear()
     run_state_machine_as_test(
         SQLiteMachine,
-        settings=settings(max_examples=25, stateful_step_count=25, deadline=None, database=None),
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=25,
+            deadline=None,
+            database=None,
+            derandomize=True,  # the same sequences every run: no flaky coverage check
+        ),
     )
     # The runs must have reached the interesting states, not only refusals.
     assert OUTCOMES["Revision"] > 0 and OUTCOMES["Label"] > 0 and OUTCOMES["refused"] > 0

@@ -107,6 +107,9 @@ def test_amendment_json_for_scripts(app: FastAPI, web_store: Store, agent_token:
         "summary": "",
         "text": "",
         "score": None,
+        "critique_id": 12,
+        "verdict": None,  # no stored critique 12: nothing to label
+        "labels": [],
     }
     assert data["missing_approvals"] == 1
 
@@ -260,3 +263,37 @@ def test_add_retire_and_merge_amendments_render(alice: Client, web_store: Store)
     web_store.decide(ids[1], CAROL, "approve", apply=True)
     retired = alice.get("/principles/autonomy").text
     assert "Retired: it is not in the head revision 2" in retired
+
+
+def test_amendment_page_shows_the_gate_outcome_with_its_ci_p_and_warnings(
+    alice: Client, web_store: Store
+) -> None:
+    from agent._gate import gate_details
+    from agent._significance import Scored, compare, decide
+    from principles import Evaluation, GateRule
+
+    rule = GateRule()
+    head = [Scored(f"t{i}", p, 0.5, 0.04) for i in range(8) for p in ("clarity", "honesty")]
+    cand = [
+        Scored(s.task, s.principle, s.score + 0.2 * (s.principle == "clarity"), 0.04) for s in head
+    ]
+    comparison = compare(head, cand, rule=rule)
+    decision = decide(comparison, {"honesty"}, rule)
+    aid = propose(web_store, evaluate=False)
+    evaluation = Evaluation(
+        before=0.5,
+        after=0.6,
+        passed=True,
+        outcome=decision.outcome,
+        per_principle_before={"clarity": 0.5, "honesty": 0.5},
+        per_principle_after={"clarity": 0.7, "honesty": 0.5},
+        details=gate_details(comparison, decision),
+    )
+    web_store.record_evaluation(aid, evaluation, AGENT)
+    page = alice.get(f"/amendments/{aid}").text
+    assert '<strong class="badge ok">passed</strong>' in page
+    assert (
+        "Paired effect +0.100, 95% CI [+0.0" in page and "p = 0.008, over 8 held-out tasks" in page
+    )
+    assert '<th scope="col">95% CI</th>' in page and "<td>[+0.1" in page
+    assert "held-out set too small" not in page
