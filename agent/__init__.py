@@ -6,6 +6,18 @@ The model layer is `agent.models`. The loop talks to the database only through `
 
 from agent._backends import StoreCallCache, open_backend
 from agent._export import training_records
+from agent._judge import (
+    DEFAULT_LAYER,
+    JudgeReport,
+    calibration_in_force,
+    calibrator_for,
+    evaluate_judge,
+    fit_calibration,
+    fitted_summary,
+    judge_model_id,
+    shipped_calibration,
+)
+from agent._labels import LabelledPair, from_store, load_labels, parse_labels
 from agent._loop import AGENT, continue_run, start_run
 from agent._presets import PRESETS, preset
 from agent._progress import NoProgress, Progress
@@ -16,18 +28,31 @@ from agent._tasks import BUILTIN, load_tasks, parse_tasks
 __all__ = [
     "AGENT",
     "BUILTIN",
+    "DEFAULT_LAYER",
     "PRESETS",
     "IterationSummary",
+    "JudgeReport",
+    "LabelledPair",
     "NoProgress",
     "Progress",
     "RunSummary",
     "StoreCallCache",
+    "calibration_in_force",
+    "calibrator_for",
     "continue_run",
+    "evaluate_judge",
+    "fit_calibration",
+    "fitted_summary",
+    "from_store",
+    "judge_model_id",
+    "load_labels",
     "load_tasks",
     "loop_backend",
     "open_backend",
+    "parse_labels",
     "parse_tasks",
     "preset",
+    "shipped_calibration",
     "start_run",
     "summarize",
     "training_records",

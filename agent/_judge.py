@@ -24,7 +24,7 @@ from typing import Any
 from agent import _calibration as cal
 from agent._critic import Observation, Pair, combine, feature_rows, judge, observe
 from agent._labels import LabelledPair, label_set_hash
-from agent._metrics import agreement, grouped
+from agent._metrics import grouped
 from agent._progress import Progress
 from agent.models import Backend, exposes_features
 from principles import (
@@ -320,7 +320,6 @@ __all__ = [
     "DEFAULT_LAYER",
     "Fitted",
     "JudgeReport",
-    "agreement",
     "calibration_in_force",
     "calibrator_for",
     "evaluate_judge",

@@ -1,5 +1,5 @@
 """CLI: `charter judge eval | calibrate | show`: measure the critic against labels, fit its
-calibration, and show what is in force. Each command parses, calls `agent._judge`, prints."""
+calibration, and show what is in force. Each command parses, calls the agent's judge functions, prints."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _principles(store: Store, s: Settings, extra: Path | None) -> list[Principle
 
 
 def _labelled(store: Store, labels: Path | None, from_reviews: bool) -> tuple[list[Any], str]:
-    from agent._labels import from_store, load_labels
+    from agent import from_store, load_labels
 
     if (labels is None) == (not from_reviews):
         raise InvalidInput("give --labels FILE or --from-reviews (one of them)")
@@ -110,8 +110,7 @@ def judge_eval(
     as_json: JsonOpt = False,
 ) -> None:
     """Score the critic against human labels: AUC, accuracy, kappa, calibration error."""
-    from agent import NoProgress, open_backend
-    from agent._judge import calibrator_for, evaluate_judge
+    from agent import NoProgress, calibrator_for, evaluate_judge, open_backend
 
     s = settings_of(ctx)
     with s.open() as store:
@@ -160,8 +159,13 @@ def judge_calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the critic's calibration on labels and store it (cross-validated figures)."""
-    from agent import NoProgress, open_backend
-    from agent._judge import DEFAULT_LAYER, calibration_in_force, fit_calibration
+    from agent import (
+        DEFAULT_LAYER,
+        NoProgress,
+        calibration_in_force,
+        fit_calibration,
+        open_backend,
+    )
 
     s = settings_of(ctx)
     with s.open() as store:
@@ -198,7 +202,7 @@ def judge_calibrate(
 
 def judge_show(ctx: typer.Context, model: ModelOpt = "default", as_json: JsonOpt = False) -> None:
     """The calibration in force for a judge model and its latest measurement."""
-    from agent._judge import calibration_in_force, fitted_summary
+    from agent import calibration_in_force, fitted_summary
 
     s = settings_of(ctx)
     with s.open() as store:
