@@ -1,5 +1,6 @@
 """CLI: `charter judge eval | calibrate | show`: measure the critic against labels, fit its
-calibration, and show what is in force. Each command parses, calls the agent's judge functions, prints."""
+calibration, and show what is in force. Each command parses, calls the agent's judge
+functions, and prints."""
 
 from __future__ import annotations
 
