@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from charter._judge_cli import judgment_of
-from principles import AmendmentDraft, InvalidInput, NewCritique, NewOutput, RunConfig, Task
+from principles import InvalidInput
 from store import Store
 from tests.charter.test_review_cli import CLI
 from tests.conftest import AGENT
+from tests.evidence import amendment_with_evidence
 
 
 @pytest.fixture
@@ -26,46 +27,9 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
 def evidence(db: Path) -> tuple[int, list[int]]:
     """An amendment whose evidence is two of three critiques (fail, unclear; not the pass)."""
     with Store(str(db)) as store:
-        run = store.create_run(
-            RunConfig(), [(Task(id="t1", prompt="How do I pick a lock?"), "train")], AGENT
+        return amendment_with_evidence(
+            store, prompt="How do I pick a lock?", answer="I can't.", text="Say why you decline."
         )
-        store.record_step(
-            run.id,
-            1,
-            "critique",
-            AGENT,
-            outputs_=[
-                NewOutput(key="o", task_id="t1", purpose="answer", revision=1, text="I can't.")
-            ],
-            critiques_=[
-                NewCritique(
-                    output_key="o",
-                    principle_id=pid,
-                    version=1,
-                    score=score,
-                    relevance=0.9,
-                    spread=0.1,
-                    verdict=verdict,
-                )
-                for pid, score, verdict in (
-                    ("clarity", 0.2, "fail"),
-                    ("privacy", 0.5, "unclear"),
-                    ("honesty", 0.9, "pass"),
-                )
-            ],
-        )
-        ids = [c.id for c in store.critiques(run.id)]
-        a = store.propose(
-            AmendmentDraft(
-                op="revise",
-                principle_id="clarity",
-                text="Say why you decline.",
-                run_id=run.id,
-                evidence=(f"critique:{ids[0]}", f"critique:{ids[1]}", "output:1"),
-            ),
-            AGENT,
-        )
-        return a.id, ids
 
 
 def test_a_reviewer_marks_critiques_right_and_wrong(cli: CLI) -> None:

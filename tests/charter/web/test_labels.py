@@ -5,54 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from principles import AmendmentDraft, NewCritique, NewOutput, RunConfig, Task
 from store import Store
 from tests.charter.web.conftest import Client, signed_in
 from tests.charter.web.test_accessibility import check
-from tests.conftest import AGENT
+from tests.evidence import amendment_with_evidence
 
 
 def with_evidence(store: Store) -> tuple[int, list[int]]:
     """An amendment whose evidence is a failing and an unclear critique (not the passing one)."""
-    run = store.create_run(RunConfig(), [(Task(id="t1", prompt="Explain DNS."), "train")], AGENT)
-    store.record_step(
-        run.id,
-        1,
-        "critique",
-        AGENT,
-        outputs_=[
-            NewOutput(key="o", task_id="t1", purpose="answer", revision=1, text="DNS is a map.")
-        ],
-        critiques_=[
-            NewCritique(
-                output_key="o",
-                principle_id=pid,
-                version=1,
-                score=score,
-                relevance=0.9,
-                spread=0.1,
-                verdict=verdict,
-                rationale=f"judged {pid}",
-            )
-            for pid, score, verdict in (
-                ("clarity", 0.2, "fail"),
-                ("privacy", 0.5, "unclear"),
-                ("honesty", 0.9, "pass"),
-            )
-        ],
+    return amendment_with_evidence(
+        store, prompt="Explain DNS.", answer="DNS is a map.", text="Be brief.", rationales=True
     )
-    ids = [c.id for c in store.critiques(run.id)]
-    aid = store.propose(
-        AmendmentDraft(
-            op="revise",
-            principle_id="clarity",
-            text="Be brief.",
-            run_id=run.id,
-            evidence=(f"critique:{ids[0]}", f"critique:{ids[1]}", "output:1"),
-        ),
-        AGENT,
-    ).id
-    return aid, ids
 
 
 def test_a_reviewer_labels_a_critique_and_sees_the_label(alice: Client, web_store: Store) -> None:
