@@ -5,11 +5,18 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
-from agent.models import Backend, BackendInfo, Conversation, GenerationParams
+from agent.models import (
+    Backend,
+    BackendInfo,
+    Conversation,
+    FeatureBackend,
+    GenerationParams,
+    ScoredPrompt,
+)
 
 
 class TimedBackend:
@@ -38,6 +45,36 @@ class TimedBackend:
 
     def info(self) -> BackendInfo:
         return self.inner.info()
+
+    @property
+    def wrapped(self) -> Backend:
+        """What it times: `exposes_features` asks the wrapped backend."""
+        return self.inner
+
+    def score_with_features(
+        self,
+        prompts: Sequence[Conversation],
+        options: Sequence[str],
+        *,
+        shared_prefix: Conversation | None = None,
+        layer: int = -1,
+    ) -> list[ScoredPrompt]:
+        inner = cast(FeatureBackend, self.inner)
+        result: list[ScoredPrompt] = self._timed(
+            "score_with_features",
+            len(prompts),
+            inner.score_with_features,
+            prompts,
+            options,
+            shared_prefix=shared_prefix,
+            layer=layer,
+        )
+        return result
+
+    def relevance(self, exchanges: Sequence[tuple[str, str]]) -> list[float]:
+        inner = cast(FeatureBackend, self.inner)
+        result: list[float] = self._timed("relevance", len(exchanges), inner.relevance, exchanges)
+        return result
 
     def generate(
         self,

@@ -202,3 +202,17 @@ def test_a_fitted_head_predicts_the_same_after_its_json_round_trip() -> None:
     again = Head(**head.as_json())
     assert np.allclose(head.apply(x), again.apply(x), atol=1e-4)
     assert head.columns in (2, None)
+
+
+def test_wrappers_answer_for_the_backend_they_wrap_when_asked_for_features() -> None:
+    from agent._timing import TimedBackend
+    from agent.models import exposes_features
+
+    class NoFeatures:
+        uri = "plain:"
+        name = "plain"
+
+    plain = NoFeatures()
+    assert exposes_features(TimedBackend(CachedBackend(biased_backend(), MemoryCallCache())))
+    assert not exposes_features(plain)
+    assert not exposes_features(CachedBackend(plain, MemoryCallCache()))  # type: ignore[arg-type]
