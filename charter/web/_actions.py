@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from charter.web._app import Web, is_htmx, status_for, wants_json
+from charter.web._app import Web, is_htmx, wants_json
 from charter.web._auth import CSRF_FIELD, Principal
-from charter.web._pages import amendment_context
+from charter.web._pages import amendment_context, amendment_refusal
 from principles import Amendment, CharterError
 from store import ReviewOutcome
 
@@ -42,16 +42,7 @@ def register(router: APIRouter, web: Web) -> None:
         try:
             result = fn(me)
         except CharterError as exc:
-            status = status_for(exc)
-            if wants_json(request, me):
-                return JSONResponse({"error": str(exc), "code": exc.code}, status)
-            if is_htmx(request):
-                response = web.render(request, "_flash.html", status, me=me, error=str(exc))
-                response.headers["HX-Retarget"] = "#flash"
-                response.headers["HX-Reswap"] = "innerHTML"
-                return response
-            context = amendment_context(web, me, amendment_id)
-            return web.render(request, "amendment.html", status, me=me, error=str(exc), **context)
+            return amendment_refusal(web, request, me, amendment_id, exc)
         outcome = result if isinstance(result, ReviewOutcome) else ReviewOutcome(amendment=result)
         a = outcome.amendment
         if wants_json(request, me):

@@ -13,28 +13,12 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from charter.web._app import Web, is_htmx, status_for, wants_json
-from charter.web._auth import CSRF_FIELD, Principal
-from charter.web._pages import amendment_context
+from charter.web._app import Web, is_htmx, wants_json
+from charter.web._auth import CSRF_FIELD
+from charter.web._pages import amendment_refusal
 from principles import CharterError, Judgment
 
 Csrf = Annotated[str, Form(alias=CSRF_FIELD)]
-
-
-def _refused(
-    web: Web, request: Request, me: Principal, amendment_id: int, exc: CharterError
-) -> Response:
-    """The refusal as JSON, as a flash message (HTMX), or on the re-rendered page."""
-    status = status_for(exc)
-    if wants_json(request, me):
-        return JSONResponse({"error": str(exc), "code": exc.code}, status)
-    if is_htmx(request):
-        response = web.render(request, "_flash.html", status, me=me, error=str(exc))
-        response.headers["HX-Retarget"] = "#flash"
-        response.headers["HX-Reswap"] = "innerHTML"
-        return response
-    context = amendment_context(web, me, amendment_id)
-    return web.render(request, "amendment.html", status, me=me, error=str(exc), **context)
 
 
 def register(router: APIRouter, web: Web) -> None:
@@ -59,7 +43,7 @@ def register(router: APIRouter, web: Web) -> None:
                 amendment_id=amendment_id,
             )
         except CharterError as exc:
-            return _refused(web, request, me, amendment_id, exc)
+            return amendment_refusal(web, request, me, amendment_id, exc)
         if wants_json(request, me):
             return JSONResponse(
                 {

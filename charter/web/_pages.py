@@ -12,10 +12,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from charter._history_cli import parse_time
-from charter.web._app import Web, is_htmx, wants_json
+from charter.web._app import Web, is_htmx, status_for, wants_json
 from charter.web._auth import Principal
 from principles import (
     OPEN_STATUSES,
+    CharterError,
     InvalidInput,
     NotFound,
     PrincipleVersion,
@@ -50,6 +51,23 @@ def amendment_context(web: Web, me: Principal, amendment_id: int) -> dict[str, A
         "can_edit": me.user.kind == "human" and a.status in OPEN_STATUSES,
         "title": f"Amendment {a.id}",
     }
+
+
+def amendment_refusal(
+    web: Web, request: Request, me: Principal, amendment_id: int, exc: CharterError
+) -> Response:
+    """An action on an amendment refused: JSON to a script, a flash message to HTMX, else the
+    amendment page re-rendered with the error, each with the error's HTTP status."""
+    status = status_for(exc)
+    if wants_json(request, me):
+        return JSONResponse({"error": str(exc), "code": exc.code}, status)
+    if is_htmx(request):
+        response = web.render(request, "_flash.html", status, me=me, error=str(exc))
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    context = amendment_context(web, me, amendment_id)
+    return web.render(request, "amendment.html", status, me=me, error=str(exc), **context)
 
 
 def state_json(state: ReviewState) -> dict[str, Any]:
