@@ -3,9 +3,12 @@
 For each pair the judge is asked, in `paraphrases` wordings, whether the response follows
 the principle; the options Yes / No / NA are scored in one batched call per output, whose
 shared prefix is the constitution followed by the exchange (see `judge_prefix`).
-score = P(Yes) / (P(Yes) + P(No)), relevance = 1 - P(NA), spread = the largest disagreement
-between wordings. Written rationales are generated only for the lowest-scoring pairs below
-the threshold.
+raw score = P(Yes) / (P(Yes) + P(No)), relevance = 1 - P(NA), spread = the largest
+disagreement between wordings. Where the judge's calibration has a head for a principle
+(`agent._calibration`), the score is the head's, read from the same forward pass (hidden
+states) plus the exchange's request-response mutual information; elsewhere the raw score
+stands. Written rationales are generated only for the lowest-scoring pairs below the
+threshold.
 """
 
 from __future__ import annotations
