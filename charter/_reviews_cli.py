@@ -141,6 +141,10 @@ def print_gate(e: Evaluation | None) -> None:
         table(None, ["principle", "before", "after", "change", "95% CI", "p"], rows)
 
 
+def _gate_cell(e: Evaluation | None) -> str:
+    return f"{e.outcome} {e.before:.3f}->{e.after:.3f}" if e is not None else ""
+
+
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
@@ -274,7 +278,7 @@ def register(app: typer.Typer) -> None:
                     x.rebase.state if x.is_open else x.amendment.base_revision,
                     f"{len(x.approvals)}/{x.quorum}",
                     ", ".join(x.entrenched),
-                    f"{e.before:.3f}->{e.after:.3f}" if (e := x.amendment.evaluation) else "",
+                    _gate_cell(x.amendment.evaluation),
                     x.amendment.proposer,
                 )
                 for x in states
