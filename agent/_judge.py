@@ -198,6 +198,30 @@ def fit_heads(
     return Fitted(heads, oos, raw, skipped)
 
 
+def fitted_metrics(
+    pairs: Sequence[Pair],
+    labelled: Sequence[LabelledPair],
+    fitted: Fitted,
+    *,
+    threshold: float = 0.5,
+    folds: int,
+    paraphrases: int,
+) -> dict[str, Any]:
+    """A calibration's `metrics`: the out-of-sample and the raw figures on the pairs whose
+    principle got a head, per principle and overall."""
+    kept = sorted(fitted.out_of_sample)
+    sub_pairs = [pairs[i] for i in kept]
+    sub_labels = [labelled[i] for i in kept]
+    return {
+        "cross_validated": _report(
+            sub_pairs, sub_labels, [fitted.out_of_sample[i] for i in kept], threshold, 1000
+        ),
+        "raw": _report(sub_pairs, sub_labels, [fitted.raw[i] for i in kept], threshold, 1000),
+        "folds": folds,
+        "paraphrases": paraphrases,
+    }
+
+
 def fit_calibration(
     backend: Backend,
     principles: Sequence[Principle],
@@ -238,17 +262,9 @@ def fit_calibration(
     fitted = fit_heads(pairs, labelled, seen, method=method, folds=folds, seed=seed)
     if not fitted.heads:
         raise InvalidInput("no principle has enough labels to fit: " + "; ".join(fitted.skipped))
-    kept = sorted(fitted.out_of_sample)
-    sub_pairs = [pairs[i] for i in kept]
-    sub_labels = [labelled[i] for i in kept]
-    metrics = {
-        "cross_validated": _report(
-            sub_pairs, sub_labels, [fitted.out_of_sample[i] for i in kept], threshold, 1000
-        ),
-        "raw": _report(sub_pairs, sub_labels, [fitted.raw[i] for i in kept], threshold, 1000),
-        "folds": folds,
-        "paraphrases": paraphrases,
-    }
+    metrics = fitted_metrics(
+        pairs, labelled, fitted, threshold=threshold, folds=folds, paraphrases=paraphrases
+    )
     params = cal.params_json(layer, fitted.heads, inherited.params["heads"] if inherited else {})
     if inherited is not None:
         params["inherits"] = inherited.id
@@ -257,7 +273,7 @@ def fit_calibration(
             model=judge_model_id(backend),
             method=method,
             label_set=label_set_hash(labelled),
-            n_labels=len(kept),
+            n_labels=len(fitted.out_of_sample),
             params=params,
             metrics=metrics,
             source=source,
@@ -325,6 +341,7 @@ __all__ = [
     "evaluate_judge",
     "fit_calibration",
     "fit_heads",
+    "fitted_metrics",
     "fitted_summary",
     "judge_model_id",
     "shipped_calibration",

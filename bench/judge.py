@@ -38,7 +38,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from agent import NoProgress, open_backend  # noqa: E402
 from agent import _calibration as cal  # noqa: E402
 from agent._critic import Observation, Pair, observe  # noqa: E402
-from agent._judge import DEFAULT_LAYER, fit_heads, labelled_pairs  # noqa: E402
+from agent._judge import DEFAULT_LAYER, fit_heads, fitted_metrics, labelled_pairs  # noqa: E402
 from agent._labels import LabelledPair, label_set_hash  # noqa: E402
 from agent._metrics import agreement  # noqa: E402
 from agent.models import cache_root  # noqa: E402
@@ -199,51 +199,15 @@ def main() -> None:
     )
 
     if args.write_shipped:
-        metrics_cv = {
-            pid: agreement(
-                [fitted.out_of_sample[i] for i in idx],
-                [labelled[i].label for i in idx],
-                graded=labelled[idx[0]].graded,
-            )
-            for pid in TARGETS
-            for idx in [[i for i, p in enumerate(pairs) if p.principle.id == pid]]
-        }
-        metrics_raw = {
-            pid: agreement(
-                [fitted.raw[i] for i in idx],
-                [labelled[i].label for i in idx],
-                graded=labelled[idx[0]].graded,
-            )
-            for pid in TARGETS
-            for idx in [[i for i, p in enumerate(pairs) if p.principle.id == pid]]
-        }
-        overall_idx = sorted(fitted.out_of_sample)
         shipped = NewCalibration(
             model=args.model,
             method="probe",
             label_set=label_set_hash(labelled),
             n_labels=len(labelled),
             params=cal.params_json(args.layer, fitted.heads, {}),
-            metrics={
-                "cross_validated": {
-                    "principles": [{"principle": k, **v} for k, v in metrics_cv.items()],
-                    "overall": agreement(
-                        [fitted.out_of_sample[i] for i in overall_idx],
-                        [labelled[i].label for i in overall_idx],
-                        graded=True,
-                    ),
-                },
-                "raw": {
-                    "principles": [{"principle": k, **v} for k, v in metrics_raw.items()],
-                    "overall": agreement(
-                        [fitted.raw[i] for i in overall_idx],
-                        [labelled[i].label for i in overall_idx],
-                        graded=True,
-                    ),
-                },
-                "folds": args.folds,
-                "paraphrases": args.paraphrases,
-            },
+            metrics=fitted_metrics(
+                pairs, labelled, fitted, folds=args.folds, paraphrases=args.paraphrases
+            ),
             source=f"bench/judge.py: PyRIT 1.1.0 {REFUSAL} (declines) and {', '.join(HARM)} "
             "(harm-avoidance = 1 - harm)",
         )
