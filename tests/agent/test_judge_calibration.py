@@ -8,6 +8,7 @@ head needs.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -58,10 +59,14 @@ def biased_backend() -> ScriptedBackend:
     return ScriptedBackend(score_fn=yes_biased, feature_fn=hidden_state)
 
 
+@functools.cache
+def _truth() -> dict[str, float]:
+    return {x.response: x.label for x in load_labels(FIXTURE)}
+
+
 def right_judge(conversation: list[ChatMessage], options: Sequence[str]) -> list[float]:
     """P(Yes) is the fixture's own label: a judge that agrees with people exactly."""
-    truth = {x.response: x.label for x in load_labels(FIXTURE)}
-    p = 0.05 + 0.9 * truth[_response(conversation)]
+    p = 0.05 + 0.9 * _truth()[_response(conversation)]
     probs = {"Yes": p * 0.95, "No": (1 - p) * 0.95, "NA": 0.05}
     return [math.log(probs[o]) for o in options]
 

@@ -9,47 +9,25 @@ from principles import (
     AmendmentDraft,
     InvalidInput,
     NewCalibration,
-    NewCritique,
     NewJudgeEvaluation,
-    NewOutput,
     NotFound,
     PolicyViolation,
-    RunConfig,
-    Task,
 )
 from store import Store
 from tests.conftest import AGENT, ALICE, BOB, CAROL
+from tests.evidence import Verdicts, critiqued_answer
 
 
 def critiqued(store: Store) -> list[int]:
     """A run with one answer critiqued: clarity fails, honesty passes, privacy is unclear."""
-    run = store.create_run(
-        RunConfig(), [(Task(id="t1", prompt="Explain DNS briefly."), "train")], AGENT
+    verdicts: Verdicts = (
+        ("clarity", 0.2, "fail"),
+        ("honesty", 0.9, "pass"),
+        ("privacy", 0.5, "unclear"),
     )
-    store.record_step(
-        run.id,
-        1,
-        "critique",
-        AGENT,
-        outputs_=[NewOutput(key="o", task_id="t1", purpose="answer", revision=1, text="A map.")],
-        critiques_=[
-            NewCritique(
-                output_key="o",
-                principle_id=pid,
-                version=1,
-                score=score,
-                relevance=0.9,
-                spread=0.1,
-                verdict=verdict,
-            )
-            for pid, score, verdict in (
-                ("clarity", 0.2, "fail"),
-                ("honesty", 0.9, "pass"),
-                ("privacy", 0.5, "unclear"),
-            )
-        ],
-    )
-    return [c.id for c in store.critiques(run.id)]
+    return critiqued_answer(
+        store, prompt="Explain DNS briefly.", answer="A map.", verdicts=verdicts
+    )[1]
 
 
 def calibration(model: str = "scripted:", label_set: str = "ls1") -> NewCalibration:
