@@ -51,7 +51,15 @@ def reset_pg(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that touches the PostgreSQL database carries the `postgres` mark, so that
+    `pytest -m "not postgres"` runs everything else on a machine without PostgreSQL."""
+    for item in items:
+        if "pg_database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
     """An empty database URL: a new SQLite file, or the session's PostgreSQL, emptied."""
     if request.param == "sqlite":

@@ -134,7 +134,10 @@ def kill_and_resume(db: str, delay: float) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("backend", "points"), [("sqlite", 14), ("postgresql", 8)])
+@pytest.mark.parametrize(
+    ("backend", "points"),
+    [("sqlite", 14), pytest.param("postgresql", 8, marks=pytest.mark.postgres)],
+)
 def test_killed_runs_resume_to_the_same_state(
     backend: str, points: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
