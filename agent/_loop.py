@@ -10,6 +10,7 @@ killed at any point resumes at the first step without a mark; with a determinist
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from agent._proposer import propose
 from agent._tasks import load_tasks
 from agent.models import Backend, GenerationParams
 from principles import (
+    OPEN_STATUSES,
     STEPS,
     Actor,
     Aggregate,
@@ -46,7 +48,7 @@ from principles import (
     split_tasks,
     verdict,
 )
-from store import StepDecision, Store
+from store import StepDecision, Store, this_process
 
 AGENT = Actor(kind="agent", name="charter-agent")
 
@@ -157,8 +159,13 @@ def _pinned(store: Store, run: Run) -> Calibrator | None:
 def continue_run(
     store: Store, backend: Backend, run_id: int, *, progress: Progress | None = None
 ) -> Run:
-    """Run (or resume) every step not yet recorded, then close the run."""
-    run = store.resume_run(run_id, AGENT)
+    """Run (or resume) every step not yet recorded, then close the run.
+
+    The run is claimed first: while another live process executes it, this raises
+    `Conflict` and changes nothing. However this ends, the claim is given up.
+    """
+    lease = this_process()
+    run = store.resume_run(run_id, AGENT, lease)
     loop = Loop(store, backend, run, progress or NoProgress(), calibrator=_pinned(store, run))
     steps: dict[StepName, Callable[[Loop, int], None]] = {
         "answer": step_answer,
@@ -183,6 +190,11 @@ def continue_run(
         # resumable (`charter run --resume`); a killed process leaves it "running".
         status: RunStatus = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.finish_run(run_id, status, str(exc) or "interrupted", AGENT)
+        raise
+    except BaseException:
+        # A bug: the run stays `running` (resumable, like a killed one) and unclaimed.
+        with contextlib.suppress(CharterError):
+            store.release_run(run_id, lease)
         raise
     return store.finish_run(run_id, "completed", "", AGENT)
 
@@ -352,11 +364,7 @@ def step_propose(loop: Loop, iteration: int) -> None:
     head = loop.store.constitution(loop.run.constitution)
     outputs = loop.store.outputs(loop.run.id, iteration=iteration, purpose="answer")
     critiques = loop.store.critiques(loop.run.id, output_ids=[o.id for o in outputs])
-    pending = [
-        a
-        for a in loop.store.amendments(loop.run.constitution)
-        if a.status in ("proposed", "approved")
-    ]
+    pending = [a for a in loop.store.amendments(loop.run.constitution) if a.status in OPEN_STATUSES]
     used = loop.store.amendments_in_run(loop.run.id)
     budget = max(0, min(loop.config.max_proposals, loop.store.policy.max_amendments_per_run - used))
     loop.progress.step(iteration, loop.config.iterations, "propose", budget)

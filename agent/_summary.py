@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from principles import Run
+from principles import OPEN_STATUSES, Run
 from store import Store
 
 
@@ -71,9 +71,7 @@ def summarize(store: Store, run_id: int) -> RunSummary:
             r["outcomes"] = result.get("outcomes", {})
             r["queued"] = result.get("queued", [])
     pending = [
-        a.id
-        for a in store.amendments(run.constitution, run_id=run_id)
-        if a.status in ("proposed", "approved")
+        a.id for a in store.amendments(run.constitution, run_id=run_id) if a.status in OPEN_STATUSES
     ]
     return RunSummary(
         run=run,

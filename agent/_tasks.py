@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -13,11 +14,20 @@ from principles import InvalidInput, Task, validation_message
 BUILTIN = "builtin"
 
 
+def derived_id(prompt: str) -> str:
+    """The id of a task given without one: stable across files, machines and releases
+    (`t-` and the first 10 hex digits of the prompt's SHA-256), so a plain JSONL of prompts
+    splits into train and held-out the same way every time."""
+    return "t-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:10]
+
+
 def parse_tasks(text: str, source: str) -> list[Task]:
-    """One JSON object per line: {id, prompt, category?, tags?, reference?}; blank lines and
-    lines starting with # are skipped. The first bad line is reported with its number."""
+    """One JSON object per line: {prompt, id?, category?, tags?, reference?}; blank lines and
+    lines starting with # are skipped. A line without an id gets `derived_id(prompt)`, so two
+    identical prompts are still reported as duplicates. The first bad line is reported with
+    its number."""
     tasks: list[Task] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -27,13 +37,21 @@ def parse_tasks(text: str, source: str) -> list[Task]:
             raise InvalidInput(f"{source}:{n}: not valid JSON ({exc.msg})") from exc
         if not isinstance(data, dict):
             raise InvalidInput(f"{source}:{n}: each line must be a JSON object")
+        derived = "id" not in data and isinstance(data.get("prompt"), str)
+        if derived:
+            data = {**data, "id": derived_id(data["prompt"])}
         try:
             task = Task.model_validate(data)
         except ValidationError as exc:
             raise InvalidInput(f"{source}:{n}: {validation_message(exc)}") from exc
         if task.id in seen:
+            if derived:
+                raise InvalidInput(
+                    f"{source}:{n}: the same prompt as line {seen[task.id]} "
+                    f"(derived task id {task.id!r} appears twice)"
+                )
             raise InvalidInput(f"{source}:{n}: task id {task.id!r} appears twice")
-        seen.add(task.id)
+        seen[task.id] = n
         tasks.append(task)
     if not tasks:
         raise InvalidInput(f"{source}: no tasks")

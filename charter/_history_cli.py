@@ -3,46 +3,37 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from charter._errors import EXIT_INTEGRITY
 from charter._output import diff_text, emit_json, out, say, table
+from charter._refs import parse_ref, parse_time
 from charter._settings import settings_of
 from principles import (
     Anchor,
     IntegrityError,
     InvalidInput,
+    NotFound,
+    Seed,
+    VerifyReport,
     render_seed,
     side_by_side,
     unified_diff,
 )
-from store import read_seed
+from store import DEFAULT, read_seed
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """`ID` or `ID@V` -> (id, version or None)."""
-    pid, sep, version = ref.partition("@")
-    if not sep:
-        return pid, None
-    if not version.isdigit():
-        raise InvalidInput(f"bad version in {ref!r}: use ID@NUMBER")
-    return pid, int(version)
-
-
-def parse_time(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput(f"bad time {value!r}: use ISO 8601, e.g. 2026-11-26T12:00:00Z") from exc
-    if when.tzinfo is None:
-        raise InvalidInput(f"time {value!r} needs a timezone, e.g. a trailing Z for UTC")
-    return when
+def verify_failure(report: VerifyReport) -> str:
+    """The one line that says where verification failed."""
+    if report.status == "unprotected":
+        return f"history unguarded: {report.reason}"
+    if report.bad_table == "audit_events" and report.first_bad is not None:
+        return f"audit log altered at event {report.first_bad}: {report.reason}"
+    return f"history altered at {report.bad_table} row {report.bad_row}: {report.reason}"
 
 
 def register(app: typer.Typer) -> None:
@@ -69,19 +60,23 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--if-missing", help="do nothing if it already exists")
         ] = False,
     ) -> None:
-        """Create the database and a constitution from a file or the default one."""
+        """Create the database and a constitution from a file or the default one.
+
+        It is named by -c when given, else by the file, else `default`."""
         s = settings_of(ctx)
-        seed = read_seed(source)
-        name = s.constitution if source is None else seed.name
-        seed = seed.model_copy(update={"name": name})
+        read = read_seed(source)
+        name = s.chosen or (read.name if source is not None else DEFAULT)
+        seed = Seed.model_validate({**read.model_dump(), "name": name})  # -c is a name too
+        renamed = f" (the file names it {read.name!r})" if source and name != read.name else ""
         with s.open() as store:
             if if_missing and store.exists(name):
-                say(f"constitution {name!r} already exists in {s.db}")
+                say(f"constitution {name!r} already exists in {s.where}")
                 return
             revision = store.init(seed, s.actor(store))
         say(
-            f"created constitution {name!r} in {s.db}: revision {revision.number} with "
-            f"{len(revision.entries)} principles"
+            f"created constitution {name!r}{renamed} in {s.where}: revision {revision.number} "
+            f"with {len(revision.entries)} principles"
+            + ("" if name == DEFAULT else f" (select it with -c {name})")
         )
 
     @principles_app.command("list")
@@ -423,7 +418,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Check every event's hash and link (and the anchor). Exit 7 when the log was altered."""
+        """Check the audit chain (and the anchor), every principle version and revision, and
+        the append-only triggers. Exit 7 when something was altered or is unguarded, 3 when
+        there is no history to check."""
         s = settings_of(ctx)
         expected = None
         if anchor is not None:
@@ -434,15 +431,14 @@ def register(app: typer.Typer) -> None:
         with s.open() as store:
             report = store.verify(expected)
         if as_json:
-            emit_json(report)
+            emit_json(report)  # the report on stdout; a failure's one line on stderr too
+        if report.status == "empty":
+            raise NotFound("history to verify", "the audit log is empty")
         if not report.ok:
-            if not as_json:
-                raise IntegrityError(
-                    f"audit log altered at event {report.first_bad}: {report.reason}"
-                )
-            raise typer.Exit(EXIT_INTEGRITY)
+            raise IntegrityError(verify_failure(report))
         if not as_json:
             say(
-                f"audit log intact: {report.events} events"
+                f"history intact: {report.events} events, {report.versions} principle versions, "
+                f"{report.revisions} revisions"
                 + (f", anchor at event {expected.seq} matches" if expected else "")
             )

@@ -15,15 +15,16 @@ import typer
 from charter._judge_cli import evidence_critiques, evidence_json, evidence_line, review_label
 from charter._output import diff_text, emit_json, out, say, table
 from charter._settings import read_text_option, settings_of
-from principles import Evaluation, InvalidInput, NotFound, ReviewState, unified_diff
+from principles import (
+    STATUS_GROUPS,
+    Evaluation,
+    InvalidInput,
+    NotFound,
+    ReviewState,
+    unified_diff,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-FILTERS: dict[str, tuple[str, ...] | None] = {
-    "open": ("proposed", "approved"),
-    "stale": ("stale",),
-    "closed": ("applied", "rejected", "superseded"),
-    "all": None,
-}
 
 
 def state_diff(state: ReviewState) -> str:
@@ -208,7 +209,7 @@ def review_edit(
                 state.changes[0].old_text if state.changes else ""
             )
             new_text = _editor(current, "the text was")
-        a = store.edit_draft(
+        a = store.edit(
             amendment_id,
             s.actor(store),
             seen_edit=state.amendment.edit,
@@ -260,10 +261,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Amendments waiting for review (or --status stale|closed|all), oldest first."""
         s = settings_of(ctx)
-        if status not in FILTERS:
-            raise InvalidInput(f"unknown status filter {status!r}: use {', '.join(FILTERS)}")
+        if status not in STATUS_GROUPS:
+            raise InvalidInput(f"unknown status filter {status!r}: use {', '.join(STATUS_GROUPS)}")
         with s.open() as store:
-            states = store.review_states(s.constitution, FILTERS[status])
+            states = store.review_states(s.constitution, STATUS_GROUPS[status])
         if as_json:
             emit_json([state_json(x) for x in states])
             return

@@ -1,7 +1,8 @@
-"""CLI: `charter users` (add, list, passwd, token, revoke): who may sign in to review.
+"""CLI: `charter users` (add, list, passwd, token, revoke, disable, enable): who may sign in.
 
 Passwords are read from a hidden prompt or, with --password-stdin, from the first line of
 standard input; they never appear on the command line. Tokens are printed once, on stdout.
+A new password, `revoke` and `disable` sign the user out of every browser at once.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
             return
         table(
             "users",
-            ["name", "kind", "roles", "password", "created (UTC)"],
+            ["name", "kind", "roles", "password", "created (UTC)", "disabled (UTC)"],
             [
                 (
                     u.name,
@@ -94,6 +95,7 @@ def register(app: typer.Typer) -> None:
                     ", ".join(u.roles),
                     "yes" if u.has_password else "",
                     f"{u.created_at:%Y-%m-%d %H:%M:%S}",
+                    f"{u.disabled_at:%Y-%m-%d %H:%M:%S}" if u.disabled_at else "",
                 )
                 for u in found
             ],
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
 
     @users.command("passwd")
     def users_passwd(ctx: typer.Context, name: str, password_stdin: StdinOpt = False) -> None:
-        """Set a person's password."""
+        """Set a person's password (and sign them out everywhere)."""
         s = settings_of(ctx)
         password = read_password(password_stdin)
         with s.open() as store:
@@ -122,8 +124,24 @@ def register(app: typer.Typer) -> None:
 
     @users.command("revoke")
     def users_revoke(ctx: typer.Context, name: str) -> None:
-        """Revoke every API token of a user."""
+        """Revoke every API token of a user and end every session they signed in with."""
         s = settings_of(ctx)
         with s.open() as store:
-            count = store.revoke_tokens(name, s.actor(store))
-        say(f"{count} token(s) of {name} revoked")
+            done = store.revoke_access(name, s.actor(store))
+        say(f"{done.tokens} token(s) of {name} revoked, {done.sessions} session(s) ended")
+
+    @users.command("disable")
+    def users_disable(ctx: typer.Context, name: str) -> None:
+        """Stop a user signing in (password or token) and end their sessions."""
+        s = settings_of(ctx)
+        with s.open() as store:
+            store.set_disabled(name, True, s.actor(store))
+        say(f"{name} disabled: signed out everywhere, sign-in and tokens refused")
+
+    @users.command("enable")
+    def users_enable(ctx: typer.Context, name: str) -> None:
+        """Let a disabled user sign in again (their unrevoked tokens work again)."""
+        s = settings_of(ctx)
+        with s.open() as store:
+            store.set_disabled(name, False, s.actor(store))
+        say(f"{name} enabled")

@@ -43,7 +43,12 @@ def _root(
         typer.Option("--db", help="SQLite file or database URL [env CHARTER_DB; charter.db]"),
     ] = None,
     constitution: Annotated[
-        str | None, typer.Option("--constitution", "-c", help="constitution name [default]")
+        str | None,
+        typer.Option(
+            "--constitution",
+            "-c",
+            help="constitution name [env CHARTER_CONSTITUTION; the only one, else default]",
+        ),
     ] = None,
     user: Annotated[
         str | None, typer.Option("--as", help="act as this person [env CHARTER_USER; login]")
@@ -63,9 +68,11 @@ app.add_typer(_judge_cli.judge_app, name="judge")
 
 
 def main() -> None:
-    """Entry point: user errors become one line and an exit code, never a traceback."""
+    """Entry point: user errors become one line and an exit code, never a traceback; usage
+    errors show click's usage and exit 2."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns a `typer.Exit`'s code instead of exiting.
+        code = app(standalone_mode=False)
     except CharterError as exc:
         fail(str(exc))
         sys.exit(exit_code(exc))
@@ -78,14 +85,18 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         say("interrupted")
         sys.exit(130)
-    except Exception as exc:  # a click usage error or a bug
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # a usage error: typer bundles its own click
+        message = exc.format_message()  # empty for a group's help, which rich printed
+        show = getattr(exc, "show", None)  # click's usage, hint and `Error:` line
+        if message and callable(show):
+            show()
+        elif message:
+            fail(message)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug
         fail(f"internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

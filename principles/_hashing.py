@@ -14,11 +14,16 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+def canonical_time(value: datetime) -> str:
+    """A datetime as hashed: ISO 8601 in UTC, to the microsecond."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in hashed content")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _default(value: object) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime in hashed content")
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        return canonical_time(value)
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
@@ -94,13 +99,15 @@ def revision_hash(
 def event_hash(
     *,
     seq: int,
-    at: datetime,
+    at: datetime | str,
     actor: str,
     action: str,
     subject: str,
     payload: dict[str, Any],
     prev_hash: str,
 ) -> str:
+    """`at` is a datetime or its `canonical_time` text (which a verifier reading stored
+    text can build without parsing it: same digest)."""
     return content_hash(
         {
             "seq": seq,

@@ -1,7 +1,9 @@
 """Value objects of the domain. Identity and storage live in `store/`; these are plain data.
 
 Invariants enforced here, at construction: slugs are lowercase kebab-case, texts are non-empty
-and bounded, ops and statuses are closed sets, datetimes are timezone-aware.
+and bounded, ops and statuses are closed sets, datetimes are timezone-aware, and what people
+read (titles, texts, rationales, comments, actor names) holds no control characters (see
+`principles/_text.py`; rows the store wrote earlier load with its `STORED` context).
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    model_validator,
+)
+
+from principles._text import STORED, Line, Prose
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 MAX_SLUG = 64
@@ -50,8 +61,8 @@ def _aware(value: datetime) -> datetime:
 
 
 Slug = Annotated[str, AfterValidator(_slug)]
-Title = Annotated[str, AfterValidator(_title)]
-Text = Annotated[str, AfterValidator(_text)]
+Title = Annotated[Line, AfterValidator(_title)]
+Text = Annotated[Prose, AfterValidator(_text)]
 UTCDateTime = Annotated[datetime, AfterValidator(_aware)]
 
 ActorKind = Literal["agent", "human", "system", "node"]
@@ -61,6 +72,15 @@ AmendmentStatus = Literal["proposed", "approved", "rejected", "applied", "stale"
 Decision = Literal["approve", "reject", "comment"]
 GateOutcome = Literal["passed", "inconclusive", "regressed"]
 OPEN_STATUSES: frozenset[str] = frozenset({"proposed", "approved"})
+# The review queue's filters, by name; None is every status.
+STATUS_GROUPS: dict[str, tuple[AmendmentStatus, ...] | None] = {
+    "open": ("proposed", "approved"),
+    "stale": ("stale",),
+    "closed": ("applied", "rejected", "superseded"),
+    "all": None,
+}
+# What the review page lists as waiting on people: open amendments and stale ones.
+AWAITING_STATUSES: tuple[AmendmentStatus, ...] = ("proposed", "approved", "stale")
 
 
 def utcnow() -> datetime:
@@ -75,7 +95,7 @@ class Actor(_Frozen):
     """Who did something. Agents never approve; humans carry roles; nodes are federated peers."""
 
     kind: ActorKind
-    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s:][^:]*$")]
+    name: Annotated[Line, Field(min_length=1, max_length=100, pattern=r"^[^\s:][^:]*$")]
     roles: tuple[Role, ...] = ()
 
     @property
@@ -85,8 +105,10 @@ class Actor(_Frozen):
 
     @classmethod
     def parse(cls, ref: str) -> Actor:
+        """The actor of a stored `kind:name` ref (one stored before names were checked for
+        control characters loads as it is)."""
         kind, _, name = ref.partition(":")
-        return cls.model_validate({"kind": kind, "name": name})
+        return cls.model_validate({"kind": kind, "name": name}, context=STORED)
 
 
 SYSTEM = Actor(kind="system", name="charter")
@@ -122,8 +144,15 @@ class PrincipleVersion(_Frozen):
         return f"{self.principle_id}@{self.number}"
 
     def as_principle(self) -> Principle:
-        return Principle(
-            id=self.principle_id, title=self.title, text=self.text, entrenched=self.entrenched
+        """The content of this stored version (validated when it was written)."""
+        return Principle.model_validate(
+            {
+                "id": self.principle_id,
+                "title": self.title,
+                "text": self.text,
+                "entrenched": self.entrenched,
+            },
+            context=STORED,
         )
 
 
@@ -240,7 +269,7 @@ class AmendmentDraft(_Frozen):
     text: Text | None = None
     entrenched: bool | None = None
     merge_from: tuple[Slug, ...] = ()
-    rationale: Annotated[str, Field(max_length=4000)] = ""
+    rationale: Annotated[Prose, Field(max_length=4000)] = ""
     evidence: tuple[str, ...] = ()
     run_id: int | None = None
 
@@ -276,7 +305,7 @@ class Review(_Frozen):
     amendment_id: int
     reviewer: str
     decision: Decision
-    comment: str = ""
+    comment: Prose = ""
     edit: int = Field(ge=0, description="the amendment's edit count the review saw")
     created_at: UTCDateTime
 
@@ -326,11 +355,33 @@ class Anchor(_Frozen):
     at: UTCDateTime
 
 
+VerifyStatus = Literal["intact", "empty", "altered", "unprotected"]
+
+
 class VerifyReport(_Frozen):
-    ok: bool
+    """What `verify` found in the audit chain, the principle versions and the revisions.
+
+    `ok` only when `status` is `intact`. `altered`: `bad_table` and `bad_row` (its primary
+    key) name the first row that does not fit, and `first_bad` is the audit event's sequence
+    number when the row is an event. `unprotected`: the history checks out, but the
+    append-only triggers in `missing_triggers` are gone. `empty`: there is no history to
+    vouch for (an emptied log is caught only against an anchor).
+    """
+
+    status: VerifyStatus
     events: int
+    versions: int = 0
+    revisions: int = 0
     first_bad: int | None = None
+    bad_table: str | None = None
+    bad_row: int | None = None
     reason: str = ""
+    missing_triggers: tuple[str, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return self.status == "intact"
 
 
 class BlameLine(_Frozen):

@@ -131,14 +131,17 @@ def check_size(policy: Policy, head: Constitution, changes: list[Change]) -> Non
             ids.discard(change.principle_id)
         else:
             ids.add(change.principle_id)
-    if len(ids) > policy.max_principles:
+    check_count(policy, len(ids), "the constitution would have")
+
+
+def check_count(policy: Policy, count: int, subject: str = "the constitution has") -> None:
+    """A constitution of `count` principles is within the policy's size bounds (a seed too:
+    one over the cap could never be amended again)."""
+    if count > policy.max_principles:
+        raise PolicyViolation(f"{subject} {count} principles; the cap is {policy.max_principles}")
+    if count < policy.min_principles:
         raise PolicyViolation(
-            f"the constitution would have {len(ids)} principles; the cap is {policy.max_principles}"
-        )
-    if len(ids) < policy.min_principles:
-        raise PolicyViolation(
-            f"the constitution would have {len(ids)} principles; the minimum is "
-            f"{policy.min_principles}"
+            f"{subject} {count} principles; the minimum is {policy.min_principles}"
         )
 
 

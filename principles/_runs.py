@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -119,6 +120,43 @@ class RunConfig(_Frozen):
     )
 
 
+LEASE_TTL = timedelta(minutes=30)
+"""How long a run's lease held on another machine outlives its last heartbeat."""
+
+
+class RunLease(_Frozen):
+    """The one process executing a run: its host, pid and a token unique to its claim.
+
+    A run has at most one lease. A second process may take it over only when the lease is
+    stale (`lease_is_stale`), so two `charter run --resume` never execute one run at once.
+    """
+
+    token: Annotated[str, Field(min_length=8, max_length=64)]
+    host: Annotated[str, Field(min_length=1, max_length=255)]
+    pid: int = Field(ge=1)
+    since: UTCDateTime
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host} since {self.since:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def lease_is_stale(
+    lease: RunLease,
+    heartbeat: datetime,
+    now: datetime,
+    *,
+    host: str,
+    holder_alive: bool,
+    ttl: timedelta = LEASE_TTL,
+) -> bool:
+    """May a process on `host` take `lease` over? On the lease's own host, exactly when its
+    process is gone (`holder_alive` is that host's answer); from another host, which cannot
+    see the process, when the run's last heartbeat is older than `ttl`."""
+    if lease.host == host:
+        return not holder_alive
+    return now - heartbeat > ttl
+
+
 class Run(_Frozen):
     id: int
     constitution: str
@@ -130,6 +168,7 @@ class Run(_Frozen):
     created_at: UTCDateTime
     updated_at: UTCDateTime
     steps_done: tuple[tuple[int, StepName], ...] = ()
+    lease: RunLease | None = Field(default=None, description="who executes it now, if anyone")
 
     def done(self, iteration: int, step: StepName) -> bool:
         return (iteration, step) in self.steps_done

@@ -5,6 +5,11 @@ principle, `# <id>: <title>`, with `[entrenched]` at the end of the heading line
 entrenched principle; the text is everything up to the next such heading.
 
 YAML: `{name, description, principles: [{id, title, text, entrenched}]}`. JSON: the same shape.
+
+Whatever a file holds, parsing it succeeds or raises one `InvalidPrinciple` with a one-line
+message: YAML's errors are cut to their line, column and problem; nesting too deep to parse is
+refused; so is a NUL character anywhere (PostgreSQL cannot store one, so such a file would
+load on SQLite only), before the models' own checks run.
 """
 
 from __future__ import annotations
@@ -43,9 +48,36 @@ class Seed(BaseModel):
         return value
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """One line from a YAML error: where (line, column) and what, without the source echo."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    first = str(exc).splitlines()[0]
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses: no mark, a position
+        return f"line {text.count(chr(10), 0, exc.position) + 1}: {first}"
+    return first
+
+
+def _reject_nul(data: Any) -> None:
+    """Refuse a NUL character in any key or value, naming where the first one is."""
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidPrinciple(f"{where or 'the file'} holds a NUL character (U+0000)")
+        if isinstance(value, dict):
+            for k, v in reversed(value.items()):  # in file order: each key, then its value
+                pending += [(f"{where}.{k}".lstrip("."), v), (f"a key in {where or 'the file'}", k)]
+        elif isinstance(value, list):
+            pending.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(value)]))
+
+
 def _build(data: Any) -> Seed:
     if not isinstance(data, dict):
         raise InvalidPrinciple("a constitution file must hold a mapping with `principles`")
+    _reject_nul(data)
     try:
         return Seed.model_validate(data)
     except ValidationError as exc:
@@ -59,10 +91,12 @@ def parse_markdown(text: str) -> Seed:
         parts = text.split("\n---", 1)
         if len(parts) != 2:
             raise InvalidPrinciple("front matter opened with --- is never closed")
+        front = parts[0].removeprefix("---")  # its line 1 is the file's
         try:
-            loaded = yaml.safe_load(parts[0].removeprefix("---")) or {}
+            loaded = yaml.safe_load(front) or {}
         except yaml.YAMLError as exc:
-            raise InvalidPrinciple(f"front matter is not valid YAML: {exc}") from exc
+            problem = _yaml_problem(exc, front)
+            raise InvalidPrinciple(f"front matter is not valid YAML: {problem}") from exc
         if not isinstance(loaded, dict):
             raise InvalidPrinciple("front matter must be a mapping")
         meta = loaded
@@ -97,12 +131,21 @@ def parse_markdown(text: str) -> Seed:
 
 def parse_seed(text: str, fmt: SeedFormat) -> Seed:
     """Parse a constitution file's text; raises InvalidPrinciple with the first problem."""
+    try:
+        return _parse(text, fmt)
+    except RecursionError as exc:
+        raise InvalidPrinciple("the file is nested too deeply to read") from exc
+
+
+def _parse(text: str, fmt: SeedFormat) -> Seed:
     if fmt == "md":
         return parse_markdown(text)
     try:
         data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidPrinciple(f"not valid {fmt.upper()}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidPrinciple(f"not valid JSON: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidPrinciple(f"not valid YAML: {_yaml_problem(exc, text)}") from exc
     return _build(data)
 
 

@@ -8,11 +8,12 @@ becomes an agent actor, so the review policy refuses its approvals like any othe
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from principles._errors import InvalidInput
+from principles._errors import InvalidInput, PolicyViolation
 from principles._models import Actor, Role, UTCDateTime
 
 UserKind = Literal["human", "agent"]
@@ -43,6 +44,7 @@ class User(BaseModel):
     roles: tuple[Role, ...] = ()
     has_password: bool = False
     created_at: UTCDateTime
+    disabled_at: UTCDateTime | None = None
 
     @property
     def actor(self) -> Actor:
@@ -51,6 +53,11 @@ class User(BaseModel):
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+    @property
+    def disabled(self) -> bool:
+        """A disabled user signs in by no means until enabled again."""
+        return self.disabled_at is not None
 
 
 def check_new_user(name: str, kind: UserKind, roles: tuple[Role, ...]) -> None:
@@ -74,3 +81,32 @@ def check_password(password: str) -> None:
         raise InvalidInput(f"the password is too short: use at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
         raise InvalidInput(f"the password is too long: at most {MAX_PASSWORD} characters")
+
+
+def acting_actor(
+    name: str, user: User | None, people_registered: bool, reserved: Collection[str]
+) -> Actor:
+    """Who a command acts as when it names `name` (the CLI's `--as`), given the registered
+    user of that name (if any) and whether any person is registered.
+
+    - A registered user acts with its own kind and roles: the agent's identity stays an agent.
+    - A reserved name (the system actor's, the agent's) is never a person's: refused.
+    - Once a person is registered, the name must be a registered user: refused otherwise.
+    - A database with no person registered is single-user: the name is taken as a person's.
+    Refusals are `PolicyViolation`s.
+    """
+    if user is not None and not (name in reserved and user.kind == "human"):
+        return user.actor
+    if name in reserved:
+        raise PolicyViolation(
+            f"{name} is a reserved name (the system's or the agent's identity): act as a person"
+        )
+    if people_registered:
+        raise PolicyViolation(
+            f"{name} is not a registered user: once people are registered, --as (or "
+            "CHARTER_USER) must name one of them (charter users list)"
+        )
+    try:
+        return Actor(kind="human", name=name)
+    except ValueError as exc:
+        raise InvalidInput(f"bad user name {name!r}") from exc

@@ -4,18 +4,25 @@ Guarantees: migrations are applied on open; versions, revisions, reviews and aud
 append-only in the database itself; every state change and its audit event commit together.
 """
 
-from store._engine import DatabaseError
+from store._engine import DatabaseError, redact_credentials
+from store._leases import this_process
 from store._reviewing import ReviewOutcome
 from store._runs import StepDecision, StepRecord
 from store._seed_files import read_seed
+from store._sessions import NewSession
 from store._store import DEFAULT, Store
+from store._users import RevokedAccess
 
 __all__ = [
     "DEFAULT",
     "DatabaseError",
+    "NewSession",
     "ReviewOutcome",
+    "RevokedAccess",
     "StepDecision",
     "StepRecord",
     "Store",
     "read_seed",
+    "redact_credentials",
+    "this_process",
 ]

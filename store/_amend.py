@@ -3,19 +3,22 @@ transaction together with its other results (see `Store.record_step`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from principles import (
     Actor,
     Amendment,
     Constitution,
     Decision,
+    Evaluation,
     InvalidInput,
     NotFound,
     Policy,
     Revision,
     StaleAmendment,
     check_apply,
+    check_open,
+    check_prose,
     check_rebase,
     check_review,
     entrenched_touched,
@@ -23,8 +26,8 @@ from principles import (
     plan_changes,
     utcnow,
 )
-from store import _audit, _queries, _writes
-from store._schema import constitutions, reviews
+from store import _audit, _integrity, _queries, _writes
+from store._schema import amendments, constitutions, reviews
 
 
 def cid(conn: Connection, name: str) -> int:
@@ -58,9 +61,11 @@ def review(
     decision: Decision,
     comment: str,
 ) -> Amendment:
-    """Record a review; a rejection closes the amendment, a quorum of approvals approves it."""
+    """Record a review; a rejection closes the amendment, a quorum of approvals approves it.
+    A comment with control characters (other than newline and tab) is refused."""
     if decision == "reject" and not comment.strip():
         raise InvalidInput("a rejection needs a reason")
+    comment = check_prose(comment, "a comment")
     current = amendment(conn, amendment_id)
     check_review(current, reviewer, decision)
     _writes.ensure_actor(conn, reviewer)
@@ -85,7 +90,8 @@ def review(
     if decision == "reject":
         _writes.set_status(conn, updated, "rejected", reviewer)
     elif decision == "approve":
-        entrenched = bool(entrenched_touched(head(conn, current.constitution), current.draft))
+        trusted = _integrity.trusted_head(conn, current.constitution)
+        entrenched = bool(entrenched_touched(trusted, current.draft))
         if is_approved(policy, updated, entrenched):
             _writes.set_status(conn, updated, "approved", reviewer)
     return amendment(conn, amendment_id)
@@ -99,7 +105,7 @@ def apply(
     current = amendment(conn, amendment_id)
     name = current.constitution
     constitution_id = cid(conn, name)
-    now_head = head(conn, name)
+    now_head = _integrity.trusted_head(conn, name)  # policy decides on verified rows only
     entrenched = entrenched_touched(now_head, current.draft)
     check_apply(policy, current, actor, entrenched, autonomous)
     base = _queries.snapshot(conn, constitution_id, name, current.base_revision)
@@ -128,3 +134,18 @@ def apply(
         **({"base_revision": now_head.revision} if rebase.state == "clean" else {}),
     )
     return revision
+
+
+def record_evaluation(
+    conn: Connection, amendment_id: int, evaluation: Evaluation, actor: Actor
+) -> Amendment:
+    """Store the gate's figures on an open amendment, with its audit event."""
+    check_open(amendment(conn, amendment_id))
+    figures = evaluation.model_dump(mode="json")
+    conn.execute(
+        update(amendments)
+        .where(amendments.c.id == amendment_id)
+        .values(evaluation=figures, updated_at=utcnow())
+    )
+    _audit.append(conn, actor.ref, "amendment.evaluate", f"amendment:{amendment_id}", figures)
+    return amendment(conn, amendment_id)

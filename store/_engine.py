@@ -4,7 +4,9 @@ SQLite: WAL, `synchronous=NORMAL`, a busy timeout, foreign keys on, and `BEGIN I
 for every write transaction, so writers queue on the lock instead of failing on upgrade.
 PostgreSQL: writes take a transaction-scoped advisory lock, which serialises the audit
 chain's appends across processes and machines. Either way a write is one transaction; a
-transient lock error is retried a bounded number of times and never reaches the user.
+transient lock error is retried a bounded number of times and never reaches the user; any
+other driver error (a file that is not a database, a refused value) leaves as one
+`DatabaseError` line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import DatabaseError as DriverError
 from sqlalchemy.pool import NullPool
 
 from principles import CharterError, InvalidInput
@@ -39,6 +43,19 @@ class DatabaseError(CharterError):
     code = "database"
 
 
+# `scheme://user:password@host`: the password ends at the last `@` before the host part, so
+# a password with a raw `@` in it is hidden whole.
+_CREDENTIALS = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*?@(?=[^@\s/]*(?:[/?#\s'\"),]|$))"
+)
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `***`: for any message that
+    might name a database (a `--db` value, a driver's error)."""
+    return _CREDENTIALS.sub(r"\g<head>:***@", text)
+
+
 def normalise_url(target: str) -> str:
     """A bare path means a SQLite file; `postgresql://` uses the psycopg 3 driver."""
     if "://" not in target:
@@ -51,8 +68,12 @@ def normalise_url(target: str) -> str:
 def create(url: str) -> Engine:
     try:
         parsed = make_url(normalise_url(url))
-    except ArgumentError as exc:
-        raise InvalidInput(f"not a database URL or path: {url!r}") from exc
+    except (ArgumentError, ValueError) as exc:
+        raise InvalidInput(f"not a database URL or path: {redact_credentials(url)!r}") from exc
+    if "@" in (parsed.host or ""):
+        raise InvalidInput(
+            f"not a database URL: {redact_credentials(url)!r} (write an @ in a password as %40)"
+        )
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(parsed.render_as_string(hide_password=False))
     if parsed.get_backend_name() == "postgresql":
@@ -156,8 +177,10 @@ def write(
                 return fn(conn)
         except OperationalError as exc:
             if not _transient(exc) or attempt == attempts - 1:
-                raise DatabaseError(f"database error: {exc.orig}") from exc
+                raise failed(exc) from exc
             time.sleep(min(2.0, 0.05 * 2**attempt))
+        except DriverError as exc:  # not a database at all, a constraint, a value it refused
+            raise failed(exc) from exc
     raise AssertionError("unreachable")
 
 
@@ -165,8 +188,15 @@ def read(engine: Engine, fn: Callable[[Connection], T]) -> T:
     try:
         with engine.connect() as conn:
             return fn(conn)
-    except OperationalError as exc:
-        raise DatabaseError(f"database error: {exc.orig}") from exc
+    except DriverError as exc:
+        raise failed(exc) from exc
+
+
+def failed(exc: DriverError) -> DatabaseError:
+    """The driver's error as one line (its first: PostgreSQL adds DETAIL and HINT lines),
+    with any password hidden."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    return DatabaseError(redact_credentials(f"database error: {lines[0]}"))
 
 
 def alembic_config(conn: Connection) -> Config:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, func, insert, or_, select
@@ -43,7 +43,8 @@ from principles import (
     label_for,
     utcnow,
 )
-from store import _amend, _audit, _writes
+from store import _amend, _audit, _ids, _writes
+from store._base import StoreBase
 from store._schema import (
     actors,
     critiques,
@@ -67,6 +68,7 @@ def _finite_json(value: dict[str, Any], what: str) -> None:
 
 def _labelled_exchange(conn: Connection, critique_id: int) -> Row[Any, Any, Any, Any, Any]:
     """The critique with the prompt and the response it judged."""
+    _ids.require(conn, "critique", critique_id)
     row = conn.execute(
         select(
             critiques.c.id,
@@ -186,6 +188,7 @@ def _evaluations(conn: Connection, query: Select[Any]) -> list[JudgeEvaluation]:
 
 
 def calibration(conn: Connection, calibration_id: int) -> Calibration:
+    _ids.require(conn, "calibration", calibration_id)
     found = _calibrations(
         conn, select(judge_calibrations).where(judge_calibrations.c.id == calibration_id)
     )
@@ -256,11 +259,8 @@ def record_judge_evaluation(
     return _evaluations(conn, select(judge_evaluations).where(judge_evaluations.c.id == eid))[0]
 
 
-class JudgingAPI:
-    """The judge half of `Store` (mixed in); needs `_read` and `_write`."""
-
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class JudgingAPI(StoreBase):
+    """The judge half of `Store` (a `Store` mixin)."""
 
     # -- labels --------------------------------------------------------------------------
 
@@ -356,9 +356,10 @@ class JudgingAPI:
         wanted = sorted(set(critique_ids))
 
         def run(conn: Connection) -> dict[int, Critique]:
-            if not wanted:
+            held = _ids.holdable_only(conn, wanted)
+            if not held:
                 return {}
-            rows = conn.execute(select(critiques).where(critiques.c.id.in_(wanted)))
+            rows = conn.execute(select(critiques).where(critiques.c.id.in_(held)))
             return {r.id: Critique.model_validate(r._asdict()) for r in rows}
 
         result: dict[int, Critique] = self._read(run)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, or_, select
 
 from principles import (
+    STORED,
     Amendment,
     AmendmentDraft,
     Constitution,
@@ -19,6 +20,7 @@ from principles import (
     Revision,
     VersionInfo,
 )
+from store import _ids
 from store._schema import amendments, constitutions, entries, labels, reviews, revisions, versions
 
 _VERSION_COLS = (
@@ -81,6 +83,7 @@ def constitution_names(conn: Connection) -> list[str]:
 
 
 def revision_row(conn: Connection, cid: int, number: int) -> Row[Any]:
+    _ids.require(conn, "revision", number)
     row = conn.execute(_REVISION_BY_NUMBER, {"cid": cid, "number": number}).first()
     if row is None:
         raise NotFound("revision", number)
@@ -209,6 +212,7 @@ def version(conn: Connection, cid: int, principle_id: str, number: int | None) -
     if number is None:
         row = conn.execute(query.order_by(versions.c.number.desc()).limit(1)).first()
     else:
+        _ids.require(conn, "principle version", number, f"{principle_id}@{number}")
         row = conn.execute(query.where(versions.c.number == number)).first()
     if row is None:
         ref = principle_id if number is None else f"{principle_id}@{number}"
@@ -247,16 +251,20 @@ def to_amendment(conn: Connection, name: str, row: Row[Any]) -> Amendment:
     review_rows = conn.execute(
         select(reviews).where(reviews.c.amendment_id == row.id).order_by(reviews.c.id)
     ).all()
-    draft = AmendmentDraft(
-        op=row.op,
-        principle_id=row.principle_id,
-        title=row.title,
-        text=row.text,
-        entrenched=row.entrenched,
-        merge_from=tuple(row.merge_from),
-        rationale=row.rationale,
-        evidence=tuple(row.evidence),
-        run_id=row.run_id,
+    # STORED: a row written before control characters were refused loads as it is.
+    draft = AmendmentDraft.model_validate(
+        {
+            "op": row.op,
+            "principle_id": row.principle_id,
+            "title": row.title,
+            "text": row.text,
+            "entrenched": row.entrenched,
+            "merge_from": tuple(row.merge_from),
+            "rationale": row.rationale,
+            "evidence": tuple(row.evidence),
+            "run_id": row.run_id,
+        },
+        context=STORED,
     )
     return Amendment(
         id=row.id,
@@ -273,14 +281,17 @@ def to_amendment(conn: Connection, name: str, row: Row[Any]) -> Amendment:
         created_at=row.created_at,
         updated_at=row.updated_at,
         reviews=tuple(
-            Review(
-                id=r.id,
-                amendment_id=r.amendment_id,
-                reviewer=r.reviewer,
-                decision=r.decision,
-                comment=r.comment,
-                edit=r.edit,
-                created_at=r.created_at,
+            Review.model_validate(
+                {
+                    "id": r.id,
+                    "amendment_id": r.amendment_id,
+                    "reviewer": r.reviewer,
+                    "decision": r.decision,
+                    "comment": r.comment,
+                    "edit": r.edit,
+                    "created_at": r.created_at,
+                },
+                context=STORED,
             )
             for r in review_rows
         ),
@@ -288,6 +299,7 @@ def to_amendment(conn: Connection, name: str, row: Row[Any]) -> Amendment:
 
 
 def amendment_row(conn: Connection, amendment_id: int) -> Row[Any]:
+    _ids.require(conn, "amendment", amendment_id)
     row = conn.execute(select(amendments).where(amendments.c.id == amendment_id)).first()
     if row is None:
         raise NotFound("amendment", amendment_id)

@@ -5,14 +5,15 @@ Guarantees:
   saw; of two reviewers deciding at once exactly one wins and the other gets `Conflict`.
 - Approving an amendment whose base is stale marks it stale (committed, audited) and raises
   `StaleAmendment`; a clean one can be approved, and is rebased when applied.
+- `decide` and `edit` are the only ways to review: every approval, rejection, comment and
+  edit goes through them (the loop's own rejections use `_amend.review` in its step).
 - A decision the policy refuses (an agent approving, self-approval) raises as before and
   leaves a `review.refused` audit event, so refused attempts are on the record too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, update
@@ -41,6 +42,7 @@ from principles import (
     validation_message,
 )
 from store import _amend, _audit, _queries, _writes
+from store._base import StoreBase
 from store._schema import amendments
 
 
@@ -86,7 +88,7 @@ def _state(
     return review_state(policy, a, base, head)
 
 
-def edit(
+def edit_on(
     conn: Connection,
     amendment_id: int,
     editor: Actor,
@@ -139,12 +141,8 @@ def edit(
     return _amend.amendment(conn, amendment_id)
 
 
-class ReviewAPI:
-    """The review half of `Store` (mixed in); needs `_read`, `_write` and `policy`."""
-
-    policy: Policy
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class ReviewAPI(StoreBase):
+    """The review half of `Store` (a `Store` mixin)."""
 
     def review_state(self, amendment_id: int) -> ReviewState:
         """The amendment with its changes against the head, rebase state and requirements."""
@@ -238,7 +236,7 @@ class ReviewAPI:
             raise result
         return result
 
-    def edit_draft(
+    def edit(
         self,
         amendment_id: int,
         editor: Actor,
@@ -256,7 +254,7 @@ class ReviewAPI:
         }
         try:
             result: Amendment = self._write(
-                lambda c: edit(c, amendment_id, editor, updates, seen_edit)
+                lambda c: edit_on(c, amendment_id, editor, updates, seen_edit)
             )
         except PolicyViolation as exc:
             self._audit_refusal(actor=editor, action="edit", amendment_id=amendment_id, exc=exc)

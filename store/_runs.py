@@ -8,7 +8,7 @@ nothing written twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,14 +29,15 @@ from principles import (
     Revision,
     Run,
     RunConfig,
+    RunLease,
     RunStatus,
     StaleAmendment,
     StepName,
     Task,
-    check_open,
     utcnow,
 )
-from store import _amend, _audit, _writes
+from store import _amend, _audit, _ids, _leases, _writes
+from store._base import StoreBase
 from store._schema import amendments, critiques, outputs, run_steps, run_tasks, runs
 
 T = TypeVar("T")
@@ -60,12 +61,8 @@ class StepRecord(BaseModel):
     outcomes: dict[int, str] = Field(default_factory=dict)
 
 
-class RunsAPI:
-    """The run half of `Store` (mixed in); needs `_read`, `_write` and `policy`."""
-
-    policy: Policy
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class RunsAPI(StoreBase):
+    """The run half of `Store` (a `Store` mixin)."""
 
     def create_run(
         self,
@@ -290,7 +287,7 @@ class RunsAPI:
                 )
                 proposed.append(a.id)
             for aid, evaluation in (evaluations or {}).items():
-                _record_evaluation(conn, aid, evaluation, actor)
+                _amend.record_evaluation(conn, aid, evaluation, actor)
             outcomes = {d.amendment_id: _decide(conn, self.policy, d, actor) for d in decisions}
             conn.execute(
                 insert(run_steps).values(
@@ -335,19 +332,27 @@ class RunsAPI:
                 .where(runs.c.id == run_id)
                 .values(status=status, stop_reason=reason, updated_at=utcnow())
             )
+            _leases.release(conn, run_id)
             _audit.append(conn, actor.ref, f"run.{status}", f"run:{run_id}", {"reason": reason})
             return _run(conn, run_id)
 
         result: Run = self._write(run)
         return result
 
-    def resume_run(self, run_id: int, actor: Actor) -> Run:
-        """Mark a stopped or failed run as running again (a killed run is still running)."""
+    def resume_run(self, run_id: int, actor: Actor, lease: RunLease | None = None) -> Run:
+        """Claim the run for `lease` (default: this process) and mark it running again.
+
+        One claim at a time: while another process holds a live lease (see
+        `store/_leases.py`), this raises `Conflict` and changes nothing. A killed run is
+        still `running` with its dead process's lease, which is taken over.
+        """
+        lease = lease or _leases.this_process()
 
         def run(conn: Connection) -> Run:
             current = _run(conn, run_id)
             if current.status == "completed":
                 raise Conflict(f"run {run_id} is completed; start a new run instead")
+            _leases.claim(conn, run_id, lease)
             if current.status != "running":
                 conn.execute(
                     update(runs)
@@ -360,8 +365,14 @@ class RunsAPI:
         result: Run = self._write(run)
         return result
 
+    def release_run(self, run_id: int, lease: RunLease) -> None:
+        """Give up `lease` on a run that stays as it is (a process that stops executing it
+        without finishing it); a lease someone else holds now is left alone."""
+        self._write(lambda conn: _leases.release(conn, run_id, lease.token))
+
 
 def _run(conn: Connection, run_id: int) -> Run:
+    _ids.require(conn, "run", run_id)
     row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
     if row is None:
         raise NotFound("run", run_id)
@@ -381,6 +392,7 @@ def _run(conn: Connection, run_id: int) -> Run:
         created_at=row.created_at,
         updated_at=row.updated_at,
         steps_done=tuple((s.iteration, s.step) for s in steps),
+        lease=_leases.lease_of(row),
     )
 
 
@@ -432,24 +444,6 @@ def _insert_critiques(
             }
         )
     conn.execute(insert(critiques), rows)
-
-
-def _record_evaluation(
-    conn: Connection, amendment_id: int, evaluation: Evaluation, actor: Actor
-) -> None:
-    check_open(_amend.amendment(conn, amendment_id))
-    conn.execute(
-        update(amendments)
-        .where(amendments.c.id == amendment_id)
-        .values(evaluation=evaluation.model_dump(mode="json"), updated_at=utcnow())
-    )
-    _audit.append(
-        conn,
-        actor.ref,
-        "amendment.evaluate",
-        f"amendment:{amendment_id}",
-        evaluation.model_dump(mode="json"),
-    )
 
 
 def _decide(conn: Connection, policy: Policy, decision: StepDecision, actor: Actor) -> str:

@@ -219,6 +219,11 @@ class RunRow(Base):
     stop_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The lease: the one process executing the run (see store/_leases.py); NULL when none.
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lease_since: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class RunStepRow(Base):
@@ -301,6 +306,8 @@ class UserRow(Base):
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class TokenRow(Base):
@@ -324,9 +331,35 @@ class SecretRow(Base):
     created_at: Mapped[datetime]
 
 
+class SessionRow(Base):
+    """A signed-in browser session. Only the SHA-256 digest of the random id in the cookie
+    is stored, and the session's CSRF token is derived from that id, so reading this table
+    lets no one act as its user. Ended by sign-out and by changes to its user."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class LoginFailureRow(Base):
+    """One failed sign-in under a key ("user:NAME", "ip:ADDR"); shared by every server."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
 users: Table = cast(Table, UserRow.__table__)
 api_tokens: Table = cast(Table, TokenRow.__table__)
 app_secrets: Table = cast(Table, SecretRow.__table__)
+sessions: Table = cast(Table, SessionRow.__table__)
+login_failures: Table = cast(Table, LoginFailureRow.__table__)
 
 
 class JudgeLabelRow(Base):

@@ -7,9 +7,7 @@ that lock, write the change and its audit event, and commit together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,7 +23,6 @@ from principles import (
     BlameLine,
     Change,
     Constitution,
-    Decision,
     Evaluation,
     InvalidInput,
     Label,
@@ -39,22 +36,23 @@ from principles import (
     VerifyReport,
     VersionInfo,
     blame,
+    check_count,
     check_open,
     utcnow,
     validation_message,
 )
-from store import _amend, _audit, _engine, _queries, _reviewing, _writes
+from store import _amend, _audit, _engine, _integrity, _queries, _writes
 from store._judging import JudgingAPI
 from store._reviewing import ReviewAPI
 from store._runs import RunsAPI
-from store._schema import amendments, labels, lm_cache
+from store._schema import labels, lm_cache
+from store._sessions import SessionsAPI
 from store._users import UsersAPI
 
-T = TypeVar("T")
 DEFAULT = "default"
 
 
-class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
+class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.
@@ -85,12 +83,6 @@ class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        return _engine.read(self.engine, fn)
-
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        return _engine.write(self.engine, fn, lock=self._writer_lock)
-
     @staticmethod
     def _cid(conn: Connection, name: str) -> int:
         return _amend.cid(conn, name)
@@ -102,7 +94,11 @@ class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
     # -- constitutions -------------------------------------------------------------------
 
     def init(self, seed: Seed, actor: Actor = SYSTEM, *, message: str = "") -> Revision:
-        """Create constitution `seed.name` with revision 1 holding the seed's principles."""
+        """Create constitution `seed.name` with revision 1 holding the seed's principles.
+
+        A seed outside the policy's size bounds is refused before anything is written.
+        """
+        check_count(self.policy, len(seed.principles), "the seed has")
 
         def run(conn: Connection) -> Revision:
             if seed.name in _queries.constitution_names(conn):
@@ -336,63 +332,11 @@ class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
 
         return self._write(run)
 
-    def review(
-        self, amendment_id: int, reviewer: Actor, decision: Decision, comment: str = ""
-    ) -> Amendment:
-        """Record an approval, rejection or comment; quorum moves proposed -> approved."""
-        return self._write(
-            lambda c: _amend.review(c, self.policy, amendment_id, reviewer, decision, comment)
-        )
-
-    def approve(self, amendment_id: int, reviewer: Actor, comment: str = "") -> Amendment:
-        return self.review(amendment_id, reviewer, "approve", comment)
-
-    def reject(self, amendment_id: int, reviewer: Actor, reason: str) -> Amendment:
-        return self.review(amendment_id, reviewer, "reject", reason)
-
-    def comment(self, amendment_id: int, actor: Actor, text: str) -> Amendment:
-        if not text.strip():
-            raise InvalidInput("the comment is empty")
-        return self.review(amendment_id, actor, "comment", text)
-
-    def edit(
-        self,
-        amendment_id: int,
-        editor: Actor,
-        *,
-        title: str | None = None,
-        text: str | None = None,
-        rationale: str | None = None,
-    ) -> Amendment:
-        """Change a pending amendment's title, text or rationale; voids its approvals."""
-        updates = {
-            k: v
-            for k, v in {"title": title, "text": text, "rationale": rationale}.items()
-            if v is not None
-        }
-        return self._write(lambda c: _reviewing.edit(c, amendment_id, editor, updates))
-
     def record_evaluation(
         self, amendment_id: int, evaluation: Evaluation, actor: Actor
     ) -> Amendment:
-        def run(conn: Connection) -> Amendment:
-            amendment = self._amendment(conn, amendment_id)
-            check_open(amendment)
-            conn.execute(
-                update(amendments)
-                .where(amendments.c.id == amendment_id)
-                .values(evaluation=evaluation.model_dump(mode="json"), updated_at=utcnow())
-            )
-            _audit.append(
-                conn,
-                actor.ref,
-                "amendment.evaluate",
-                f"amendment:{amendment_id}",
-                evaluation.model_dump(mode="json"),
-            )
-            return self._amendment(conn, amendment_id)
-
-        return self._write(run)
+        """Store the gate's figures on an open amendment."""
+        return self._write(lambda c: _amend.record_evaluation(c, amendment_id, evaluation, actor))
 
     def apply(self, amendment_id: int, actor: Actor, *, autonomous: bool = False) -> Revision:
         """Apply an approved amendment (or, autonomously, a gated one) as a new head revision.
@@ -416,7 +360,9 @@ class Store(RunsAPI, UsersAPI, ReviewAPI, JudgingAPI):
         return self._read(lambda c: _audit.events(c, limit=limit, after=after, subject=subject))
 
     def verify(self, anchor: Anchor | None = None) -> VerifyReport:
-        return self._read(lambda c: _audit.verify(c, anchor))
+        """Check the audit chain, every principle version and revision against their hashes
+        and each other, and the append-only triggers (see store/_integrity.py)."""
+        return self._read(lambda c: _integrity.verify(c, anchor))
 
     def anchor(self) -> Anchor:
         return self._read(_audit.anchor)

@@ -1,4 +1,7 @@
-"""Database-enforced append-only tables: UPDATE, DELETE (and TRUNCATE on PostgreSQL) fail."""
+"""Database-enforced append-only tables: UPDATE, DELETE (and TRUNCATE on PostgreSQL) fail.
+
+`missing_append_only` tells which of those guards are gone (`verify` reports them).
+"""
 
 from __future__ import annotations
 
@@ -51,3 +54,45 @@ def drop_append_only(conn: Connection, tables: Iterable[str]) -> None:
     for t in tables:
         for verb in ("update", "delete"):
             conn.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_{verb}"))
+
+
+def trigger_names(dialect: str, table: str) -> tuple[str, ...]:
+    """The triggers `create_append_only` puts on `table`."""
+    if dialect == "postgresql":
+        return (f"{table}_append_only", f"{table}_no_truncate")
+    return (f"{table}_no_update", f"{table}_no_delete")
+
+
+_SQLITE_GUARDS = (
+    "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'trigger') "
+    "AND sql IS NOT NULL"
+)
+_PG_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+_PG_TRIGGERS = """
+SELECT t.tgname FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND n.nspname = current_schema()
+AND p.proname = 'charter_append_only' AND strpos(p.prosrc, 'RAISE EXCEPTION') > 0
+"""
+
+
+def missing_append_only(conn: Connection, tables: Iterable[str]) -> list[str]:
+    """The append-only triggers of `tables` (those that exist: an older schema lacks some)
+    that are gone, disabled, or no longer refuse the change."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        present = set(conn.exec_driver_sql(_PG_TABLES).scalars())
+        armed = set(conn.exec_driver_sql(_PG_TRIGGERS).scalars())
+    else:
+        rows = conn.exec_driver_sql(_SQLITE_GUARDS).all()
+        present = {name for name, kind, _ in rows if kind == "table"}
+        armed = {name for name, kind, sql in rows if kind == "trigger" and "RAISE(ABORT" in sql}
+    return [
+        name
+        for table in tables
+        if table in present
+        for name in trigger_names(dialect, table)
+        if name not in armed
+    ]

@@ -3,14 +3,16 @@
 Guarantees: passwords are stored only as argon2id hashes and API tokens only as SHA-256
 digests (a token is shown once, when issued); every change to a user is an audit event
 whose payload never holds a credential; checking a password for a missing user costs the
-same as for a real one, so timing does not reveal who exists.
+same as for a real one, so timing does not reveal who exists. A new password, a revocation
+and disabling a user end that user's sign-in sessions in the same transaction; a disabled
+user is refused by password and by token alike.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,8 @@ from principles import (
     utcnow,
 )
 from store import _audit
-from store._schema import api_tokens, app_secrets, users
+from store._base import StoreBase
+from store._schema import api_tokens, app_secrets, sessions, users
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -65,6 +68,7 @@ def token_digest(token: str) -> str:
 
 
 def _to_user(row: Row[Any]) -> User:
+    """A `users` row (or any row holding its columns) as a `User`."""
     roles = tuple(r for r in row.roles.split(",") if r)
     return User(
         name=row.name,
@@ -72,7 +76,26 @@ def _to_user(row: Row[Any]) -> User:
         roles=roles,
         has_password=row.password_hash is not None,
         created_at=row.created_at,
+        disabled_at=row.disabled_at,
     )
+
+
+def end_user_sessions(conn: Connection, user_id: int) -> int:
+    """End every live sign-in session of one user, in the caller's transaction; how many."""
+    done = conn.execute(
+        update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    return int(done.rowcount)
+
+
+@dataclass(frozen=True)
+class RevokedAccess:
+    """What `revoke_access` took away: live API tokens and live sign-in sessions."""
+
+    tokens: int
+    sessions: int
 
 
 def _user_row(conn: Connection, name: str) -> Row[Any]:
@@ -82,11 +105,8 @@ def _user_row(conn: Connection, name: str) -> Row[Any]:
     return row
 
 
-class UsersAPI:
-    """The users half of `Store` (mixed in); needs `_read` and `_write`."""
-
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class UsersAPI(StoreBase):
+    """The users half of `Store` (a `Store` mixin)."""
 
     def add_user(
         self,
@@ -144,6 +164,7 @@ class UsersAPI:
             return None
 
     def set_password(self, name: str, password: str, actor: Actor = SYSTEM) -> None:
+        """A person's new password; every session signed in with the old one ends."""
         check_password(password)
         hashed = _hasher().hash(password)
 
@@ -151,20 +172,25 @@ class UsersAPI:
             row = _user_row(conn, name)
             if row.kind != "human":
                 raise InvalidInput("agents sign in with API tokens, not passwords")
+            now = utcnow()
             conn.execute(
                 update(users)
                 .where(users.c.id == row.id)
-                .values(password_hash=hashed, updated_at=utcnow())
+                .values(password_hash=hashed, updated_at=now, password_changed_at=now)
             )
-            _audit.append(conn, actor.ref, "user.password", f"user:{name}", {})
+            ended = end_user_sessions(conn, row.id)
+            _audit.append(conn, actor.ref, "user.password", f"user:{name}", {"sessions": ended})
 
         self._write(run)
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user if `password` is theirs; None otherwise (never says which part was wrong)."""
+        """The user if `password` is theirs and they are not disabled; None otherwise (never
+        says which part was wrong)."""
         row = self._read(lambda c: c.execute(select(users).where(users.c.name == name)).first())
         stored = row.password_hash if row is not None else None
         if not _verify(stored or _dummy_hash(), password) or row is None or stored is None:
+            return None
+        if row.disabled_at is not None:
             return None
         if _hasher().check_needs_rehash(stored):
             rehashed = _hasher().hash(password)
@@ -201,23 +227,51 @@ class UsersAPI:
         self._write(run)
         return token
 
-    def revoke_tokens(self, name: str, actor: Actor = SYSTEM) -> int:
-        """Revoke every live token of `name`; returns how many."""
+    def revoke_access(self, name: str, actor: Actor = SYSTEM) -> RevokedAccess:
+        """Revoke every live API token of `name` and end every session they signed in with,
+        in one transaction audited as `user.token.revoke`."""
 
-        def run(conn: Connection) -> int:
+        def run(conn: Connection) -> RevokedAccess:
             row = _user_row(conn, name)
             done = conn.execute(
                 update(api_tokens)
                 .where(api_tokens.c.user_id == row.id, api_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            ended = end_user_sessions(conn, row.id)
             _audit.append(
-                conn, actor.ref, "user.token.revoke", f"user:{name}", {"count": done.rowcount}
+                conn,
+                actor.ref,
+                "user.token.revoke",
+                f"user:{name}",
+                {"count": done.rowcount, "sessions": ended},
             )
-            return int(done.rowcount)
+            return RevokedAccess(tokens=int(done.rowcount), sessions=ended)
 
-        result: int = self._write(run)
-        return result
+        return self._write(run)
+
+    def set_disabled(self, name: str, disabled: bool, actor: Actor = SYSTEM) -> User:
+        """Disable a user (no sign-in, no token, every session ended; audited `user.disable`)
+        or enable them again (`user.enable`; their tokens work again, sessions stay ended)."""
+
+        def run(conn: Connection) -> User:
+            row = _user_row(conn, name)
+            if (row.disabled_at is not None) == disabled:
+                raise InvalidInput(f"user {name!r} is already {'dis' if disabled else 'en'}abled")
+            now = utcnow()
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(disabled_at=now if disabled else None, updated_at=now)
+            )
+            ended = end_user_sessions(conn, row.id) if disabled else 0
+            action, payload = (
+                ("user.disable", {"sessions": ended}) if disabled else ("user.enable", {})
+            )
+            _audit.append(conn, actor.ref, action, f"user:{name}", payload)
+            return _to_user(_user_row(conn, name))
+
+        return self._write(run)
 
     def user_for_token(self, token: str) -> User | None:
         if not token.startswith(TOKEN_PREFIX):
@@ -227,7 +281,9 @@ class UsersAPI:
                 select(users)
                 .join(api_tokens, api_tokens.c.user_id == users.c.id)
                 .where(
-                    api_tokens.c.digest == token_digest(token), api_tokens.c.revoked_at.is_(None)
+                    api_tokens.c.digest == token_digest(token),
+                    api_tokens.c.revoked_at.is_(None),
+                    users.c.disabled_at.is_(None),
                 )
             ).first()
         )

@@ -49,3 +49,43 @@ def test_importing_the_packages_never_loads_heavy_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def _modules_imported(path: Path) -> set[str]:
+    """Full names a module imports, anywhere in it (`from a import b` gives a and a.b)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_web_app_imports_its_routes_never_the_other_way_round() -> None:
+    """STYLE.md: shared request helpers live in their own module (charter/web/_web.py); the
+    route modules import it, never the app module or the package that re-exports it."""
+    web = ROOT / "charter" / "web"
+    entry_points = {"__init__.py", "_app.py", "_server.py"}
+    offenders = {
+        f"{f.name} imports {name}"
+        for f in web.glob("*.py")
+        if f.name not in entry_points
+        for name in _modules_imported(f) & {"charter.web", "charter.web._app"}
+    }
+    assert not offenders
+
+
+def test_the_web_ui_never_imports_the_cli() -> None:
+    """The review UI and the CLI are two edges side by side: what both need lives in a shared
+    module (e.g. charter/_refs.py), not in a CLI module that the web UI reaches into."""
+    charter = ROOT / "charter"
+    cli = {"charter.cli"} | {f"charter.{f.stem}" for f in charter.glob("_*_cli.py")}
+    cli |= {f"charter.{f.stem}" for f in charter.glob("*.py") if "typer" in _imports(f)}
+    offenders = {
+        f"{f.relative_to(ROOT)} imports {name}"
+        for f in (charter / "web").rglob("*.py")
+        for name in _modules_imported(f) & cli
+    }
+    assert not offenders

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from charter.web._app import Web, is_htmx, wants_json
 from charter.web._auth import CSRF_FIELD, Principal
 from charter.web._pages import amendment_context, amendment_refusal
+from charter.web._web import Web, is_htmx, wants_json
 from principles import Amendment, CharterError
 from store import ReviewOutcome
 
@@ -140,7 +140,7 @@ def register(router: APIRouter, web: Web) -> None:
                 "rationale": _clean(rationale).strip() if rationale is not None else None,
             }
             changed = {k: v for k, v in fields.items() if v is not None and v != current[k]}
-            return store.edit_draft(
+            return store.edit(
                 amendment_id,
                 me.user.actor,
                 seen_edit=seen_edit,

@@ -2,39 +2,30 @@
 
 Server-rendered Jinja2 pages; HTMX (served from /static) only where it spares a reload.
 Every response carries a strict content security policy: scripts, styles and images come
-from this server only, and no inline script or style is allowed.
+from this server only, and no inline script or style is allowed. This module imports the
+route modules and wires them to one `Web` (charter/web/_web.py); they never import it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
-from charter.web._auth import (
-    CSRF_FIELD,
-    CSRF_HEADER,
-    SESSION_COOKIE,
-    LoginLimiter,
-    Principal,
-    SessionCodec,
-    same,
-)
+from charter.web import _actions, _labels, _login, _pages
+from charter.web._auth import LoginLimiter, LoginTokens
 from charter.web._charts import line_chart
 from charter.web._sources import EvidenceSource, ScoreSource, evidence_from_runs, run_scores
-from principles import CharterError, Conflict, IntegrityError, InvalidInput, NotFound
-from principles import PolicyViolation as Refused
-from store import DatabaseError, Store
+from charter.web._web import BadCsrf, NeedSignIn, Web, status_for, wants_json
+from principles import CharterError
+from store import Store
 
 HERE = Path(__file__).parent
 CSP = (
@@ -48,131 +39,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-HTMX_CONFIG = json.dumps(
-    {
-        "includeIndicatorStyles": False,
-        "allowEval": False,
-        "allowScriptTags": False,
-        # Never copy `style` attributes while settling: the CSP forbids inline styles.
-        "attributesToSettle": ["class", "width", "height"],
-        "responseHandling": [
-            {"code": "204", "swap": False},
-            {"code": "[23]..", "swap": True},
-            {"code": "[45]..", "swap": True, "error": True},
-        ],
-    }
-)
-
-
-class NeedSignIn(Exception):
-    """No valid session or token: pages redirect to the sign-in form, the rest get 401."""
-
-
-class BadCsrf(Exception):
-    """A state-changing request without the session's CSRF token: 403."""
-
-
-def status_for(error: CharterError) -> int:
-    for kind, status in (
-        (NotFound, 404),
-        (InvalidInput, 400),
-        (Refused, 403),
-        (Conflict, 409),
-        (IntegrityError, 500),
-        (DatabaseError, 503),
-    ):
-        if isinstance(error, kind):
-            return status
-    return 500
 
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
-
-
-@dataclass(frozen=True)
-class Web:
-    """What every route needs; built once by `create_app` and closed over by the routes."""
-
-    store: Store
-    constitution: str
-    templates: Jinja2Templates
-    codec: SessionCodec
-    limiter: LoginLimiter
-    secure_cookies: bool
-    scores: ScoreSource
-    evidence: EvidenceSource
-
-    def principal(self, request: Request) -> Principal | None:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            user = self.store.user_for_token(auth[7:].strip())
-            return Principal(user=user, via="token") if user else None
-        session = self.codec.read_session(request.cookies.get(SESSION_COOKIE))
-        if session is None:
-            return None
-        user = self.store.find_user(session[0])
-        if user is None or user.kind != "human":
-            return None
-        return Principal(user=user, via="session", csrf=session[1])
-
-    def signed_in(self, request: Request) -> Principal:
-        me = self.principal(request)
-        if me is None:
-            raise NeedSignIn()
-        return me
-
-    def guard(self, request: Request, form_token: str | None) -> Principal:
-        """The principal of a state-changing request, after its CSRF check."""
-        me = self.signed_in(request)
-        if me.via == "session":
-            token = form_token or request.headers.get(CSRF_HEADER, "")
-            if not token or not same(token, me.csrf):
-                raise BadCsrf()
-        return me
-
-    def render(
-        self, request: Request, template: str, status: int = 200, /, **context: Any
-    ) -> HTMLResponse:
-        me = context.pop("me", None) or self.principal(request)
-        return self.templates.TemplateResponse(
-            request,
-            template,
-            {
-                "me": me,
-                "csrf": me.csrf if me else "",
-                "csrf_field": CSRF_FIELD,
-                "htmx_config": HTMX_CONFIG,
-                "constitution": self.constitution,
-                **context,
-            },
-            status_code=status,
-        )
-
-    def set_session(self, response: Response, name: str) -> None:
-        value, _ = self.codec.new_session(name)
-        response.set_cookie(
-            SESSION_COOKIE,
-            value,
-            max_age=self.codec.max_age,
-            httponly=True,
-            samesite="lax",
-            secure=self.secure_cookies,
-            path="/",
-        )
-
-
-def wants_json(request: Request, me: Principal | None = None) -> bool:
-    if me is not None and me.via == "token":
-        return True
-    if request.headers.get("authorization", "").lower().startswith("bearer "):
-        return True
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def create_app(
@@ -186,9 +56,8 @@ def create_app(
     score_source: ScoreSource = run_scores,
     evidence_source: EvidenceSource = evidence_from_runs,
 ) -> FastAPI:
-    """The review UI over `store`. Nothing is global: two apps never share state."""
-    from charter.web import _actions, _labels, _login, _pages
-
+    """The review UI over `store`. Nothing is global: two apps share only their database
+    (sessions and failed sign-ins live there, so every server on it agrees on both)."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     templates = Jinja2Templates(env=env)
     templates.env.filters["when"] = _when
@@ -199,9 +68,10 @@ def create_app(
         store=store,
         constitution=constitution,
         templates=templates,
-        codec=SessionCodec(secret, session_max_age),
-        limiter=limiter or LoginLimiter(),
+        login_tokens=LoginTokens(secret),
+        limiter=limiter or LoginLimiter(store),
         secure_cookies=secure_cookies,
+        session_max_age=session_max_age,
         scores=score_source,
         evidence=evidence_source,
     )

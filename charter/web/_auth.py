@@ -1,29 +1,34 @@
-"""Sign-in for the review UI: signed session cookies, CSRF tokens, API tokens, rate limiting.
+"""Sign-in for the review UI: server-side sessions, CSRF tokens, API tokens, rate limiting.
 
 Guarantees:
-- The session cookie is signed (itsdangerous, salted) and time-limited, HttpOnly and
-  SameSite=Lax; it carries the user name and that session's CSRF token, nothing secret.
-- Every state-changing request made with a session must carry the session's CSRF token
-  (form field `csrf_token` or header `X-CSRF-Token`); compared in constant time.
+- The session cookie holds only a random session id (HttpOnly, SameSite=Lax); the database
+  keeps its hash and decides on every request whether the session still counts (store's
+  `session_user`): sign-out, a new password, a revocation and a disabled user end it, and
+  no secret of the app can make one.
+- Every state-changing request made with a session must carry that session's CSRF token
+  (form field `csrf_token` or header `X-CSRF-Token`), an HMAC of the session id, so a token
+  from any other session fails; compared in constant time.
+- The sign-in form has its own CSRF token (double submit, signed with the app's secret).
 - Scripts authenticate with `Authorization: Bearer <token>` (no cookie, so no CSRF).
-- The user is re-read from the store on every request, so a removed user is signed out.
-- Failed sign-ins are limited per user name and per client address.
+- Failed sign-ins are limited per user name and per client address, counted in the
+  database, so a lockout holds on every server that shares it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from principles import User
+from principles import User, utcnow
+from store import Store
 
 SESSION_COOKIE = "charter_session"
 LOGIN_COOKIE = "charter_login"
@@ -40,31 +45,20 @@ class Principal:
     csrf: str = ""
 
 
-class SessionCodec:
-    """Signs and checks session and pre-login cookies with the app's secret."""
+def csrf_for(session_id: str) -> str:
+    """The CSRF token of one session: an HMAC keyed by its id, so it cannot be derived from
+    the stored hash of the id, and no other session's token matches it."""
+    mac = hmac.new(session_id.encode(), b"charter-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def __init__(self, secret: str, max_age: int) -> None:
+
+class LoginTokens:
+    """The sign-in form's own CSRF token, in a cookie signed with the app's secret."""
+
+    def __init__(self, secret: str) -> None:
         if len(secret) < 16:
-            raise ValueError("the session secret must be at least 16 characters")
-        self._session = URLSafeTimedSerializer(secret, salt="charter-session")
+            raise ValueError("the app secret must be at least 16 characters")
         self._login = URLSafeTimedSerializer(secret, salt="charter-login-csrf")
-        self.max_age = max_age
-
-    def new_session(self, name: str) -> tuple[str, str]:
-        """A cookie value for `name` and its fresh CSRF token."""
-        csrf = secrets.token_urlsafe(32)
-        return self._session.dumps({"u": name, "c": csrf}), csrf
-
-    def read_session(self, cookie: str | None) -> tuple[str, str] | None:
-        if not cookie:
-            return None
-        try:
-            data = self._session.loads(cookie, max_age=self.max_age)
-        except BadSignature:
-            return None
-        if not isinstance(data, dict) or not {"u", "c"} <= data.keys():
-            return None
-        return str(data["u"]), str(data["c"])
 
     def new_login_token(self) -> tuple[str, str]:
         """A pre-login CSRF token and the signed cookie that holds it (double submit)."""
@@ -85,16 +79,19 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoginLimiter:
-    """Sliding-window count of failed sign-ins per key ("user:NAME", "ip:ADDR")."""
+    """Sliding-window count of failed sign-ins per key ("user:NAME", "ip:ADDR"), kept in
+    `store`'s database so every server on it sees the same failures.
 
+    Checks and records are separate transactions: requests racing in parallel may each get
+    one more try than the limit, never more than one each."""
+
+    store: Store
     per_user: int = 5
     per_address: int = 20
     window: float = 900.0
-    clock: Callable[[], float] = time.monotonic
-    _failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] = utcnow
 
     def _limit(self, key: str) -> int:
         return self.per_user if key.startswith("user:") else self.per_address
@@ -102,25 +99,20 @@ class LoginLimiter:
     def retry_after(self, *keys: str) -> int:
         """Seconds until another attempt is allowed (0: allowed now)."""
         now = self.clock()
+        window = timedelta(seconds=self.window)
         wait = 0.0
-        with self._lock:
-            for key in keys:
-                q = self._failures[key]
-                while q and q[0] <= now - self.window:
-                    q.popleft()
-                if len(q) >= self._limit(key):
-                    wait = max(wait, q[0] + self.window - now)
+        for key, failures in self.store.login_failures(keys, now - window).items():
+            over = len(failures) - self._limit(key)
+            if over >= 0:  # a try frees up when the failure that fills the limit ages out
+                wait = max(wait, (failures[over] + window - now).total_seconds())
         return int(wait) + 1 if wait > 0 else 0
 
     def failed(self, *keys: str) -> None:
         now = self.clock()
-        with self._lock:
-            for key in keys:
-                self._failures[key].append(now)
+        self.store.record_login_failure(keys, now, now - timedelta(seconds=self.window))
 
     def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+        self.store.clear_login_failures(key)
 
 
 def safe_next(target: str | None) -> str:

@@ -13,9 +13,9 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from charter.web._app import Web, is_htmx, wants_json
 from charter.web._auth import CSRF_FIELD
 from charter.web._pages import amendment_refusal
+from charter.web._web import Web, is_htmx, wants_json
 from principles import CharterError, Judgment
 
 Csrf = Annotated[str, Form(alias=CSRF_FIELD)]

@@ -1,4 +1,8 @@
-"""Sign-in and sign-out routes. The sign-in form has its own CSRF token (double submit)."""
+"""Sign-in and sign-out routes. The sign-in form has its own CSRF token (double submit).
+
+Signing in starts a server-side session; signing out ends it, so its cookie is refused
+from then on, on every server that shares the database.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from charter.web._app import Web
-from charter.web._auth import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, safe_next
+from charter.web._auth import CSRF_FIELD, LOGIN_COOKIE, safe_next
+from charter.web._web import Web
 
 
 def register(router: APIRouter, web: Web) -> None:
     def login_page(
         request: Request, next_url: str, status: int = 200, error: str = "", name: str = ""
     ) -> Response:
-        cookie, token = web.codec.new_login_token()
+        cookie, token = web.login_tokens.new_login_token()
         response = web.render(
             request,
             "login.html",
@@ -53,7 +57,7 @@ def register(router: APIRouter, web: Web) -> None:
         csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
         next_url: Annotated[str, Form(alias="next")] = "/",
     ) -> Response:
-        if not web.codec.check_login_token(request.cookies.get(LOGIN_COOKIE), csrf_token):
+        if not web.login_tokens.check_login_token(request.cookies.get(LOGIN_COOKIE), csrf_token):
             return login_page(
                 request, next_url, 403, "The form expired or was not sent by this site: try again."
             )
@@ -76,7 +80,7 @@ def register(router: APIRouter, web: Web) -> None:
             return login_page(request, next_url, 401, "Wrong user name or password.", username)
         web.limiter.succeeded(keys[0])
         response = RedirectResponse(safe_next(next_url), status_code=303)
-        web.set_session(response, user.name)
+        web.start_session(response, user.name)
         response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
@@ -86,5 +90,5 @@ def register(router: APIRouter, web: Web) -> None:
     ) -> Response:
         web.guard(request, csrf_token)
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        web.end_session(request, response)
         return response

@@ -11,11 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from charter._history_cli import parse_time
-from charter.web._app import Web, is_htmx, status_for, wants_json
+from charter._refs import parse_time
 from charter.web._auth import Principal
+from charter.web._web import Web, is_htmx, status_for, wants_json
 from principles import (
+    AWAITING_STATUSES,
     OPEN_STATUSES,
+    STATUS_GROUPS,
     CharterError,
     InvalidInput,
     NotFound,
@@ -23,13 +25,6 @@ from principles import (
     ReviewState,
     side_by_side,
 )
-
-QUEUE_FILTERS = {
-    "open": ("proposed", "approved"),
-    "stale": ("stale",),
-    "closed": ("applied", "rejected", "superseded"),
-    "all": None,
-}
 
 
 def amendment_context(web: Web, me: Principal, amendment_id: int) -> dict[str, Any]:
@@ -92,7 +87,7 @@ def register(router: APIRouter, web: Web) -> None:
     @router.get("/")
     def dashboard(request: Request) -> Response:
         me = web.signed_in(request)
-        states = store.review_states(web.constitution, ("proposed", "approved", "stale"))
+        states = store.review_states(web.constitution, AWAITING_STATUSES)
         series = web.scores(store, web.constitution)
         return web.render(
             request,
@@ -110,9 +105,9 @@ def register(router: APIRouter, web: Web) -> None:
     @router.get("/amendments")
     def queue(request: Request, status: str = "open") -> Response:
         me = web.signed_in(request)
-        if status not in QUEUE_FILTERS:
-            raise InvalidInput(f"unknown filter {status!r}: use {', '.join(QUEUE_FILTERS)}")
-        states = store.review_states(web.constitution, QUEUE_FILTERS[status])
+        if status not in STATUS_GROUPS:
+            raise InvalidInput(f"unknown filter {status!r}: use {', '.join(STATUS_GROUPS)}")
+        states = store.review_states(web.constitution, STATUS_GROUPS[status])
         if wants_json(request, me):
             return JSONResponse([state_json(s) for s in states])
         return web.render(
@@ -122,7 +117,7 @@ def register(router: APIRouter, web: Web) -> None:
             title="Amendment queue",
             states=states,
             status=status,
-            filters=list(QUEUE_FILTERS),
+            filters=list(STATUS_GROUPS),
         )
 
     @router.get("/amendments/{amendment_id}")

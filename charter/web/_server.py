@@ -12,7 +12,8 @@ SECRET_NAME = "web-session"
 
 def resolve_secret(store: Store) -> str:
     """`CHARTER_SECRET` when set; otherwise a random secret generated once and kept in the
-    database, so that every server on the same database accepts the same sessions."""
+    database, so that every server on the same database accepts the same sign-in forms.
+    It signs only the sign-in form's CSRF cookie: sessions are rows, and no secret makes one."""
     return os.environ.get(SECRET_ENV) or store.secret(SECRET_NAME)
 
 

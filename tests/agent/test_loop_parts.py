@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import UTC, datetime
@@ -69,6 +70,20 @@ def test_builtin_suite_is_broad() -> None:
 )
 def test_bad_task_files_are_reported_with_the_line(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
+        parse_tasks(text, "suite.jsonl")
+
+
+def test_a_plain_jsonl_of_prompts_gets_ids_derived_stably_from_the_prompt_text() -> None:
+    text = '{"prompt": "How do I boil an egg?"}\n{"prompt": "Name a prime.", "id": "mine"}\n'
+    tasks = parse_tasks(text, "suite.jsonl")
+    digest = hashlib.sha256(b"How do I boil an egg?").hexdigest()[:10]
+    assert [t.id for t in tasks] == [f"t-{digest}", "mine"]
+    assert [t.id for t in parse_tasks(text, "again.jsonl")] == [t.id for t in tasks]
+
+
+def test_two_identical_prompts_without_ids_are_reported_as_duplicates() -> None:
+    text = '{"prompt": "Name a prime."}\n{"prompt": "Other."}\n{"prompt": "Name a prime."}'
+    with pytest.raises(InvalidInput, match=r"suite.jsonl:3: .*same prompt as line 1"):
         parse_tasks(text, "suite.jsonl")
 
 

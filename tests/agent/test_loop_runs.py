@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from agent import continue_run, load_tasks, loop_backend, open_backend, start_ru
 from agent._loop import AGENT, STEPS, Loop, step_answer, step_critique
 from agent._progress import NoProgress
 from agent.models import ScriptedBackend
-from principles import Conflict, ModelError, Policy, RunConfig, Task, default_seed
+from principles import Conflict, ModelError, Policy, Run, RunConfig, Task, default_seed
 from store import Store
 
 ENTRENCHED = {"honesty", "harm-avoidance", "transparency-ai"}
@@ -275,3 +276,62 @@ def test_a_failing_model_marks_the_run_failed_and_resume_finishes_it(store: Stor
     assert done.status == "completed" and len(done.steps_done) == len(STEPS)
     actions = [e.action for e in store.audit_log()]
     assert "run.failed" in actions and "run.resume" in actions
+
+
+def test_a_second_resume_while_the_first_runs_is_refused_and_leaves_the_run_alone(
+    tmp_path: Path,
+) -> None:
+    """Two `charter run --resume 1` at once: the second says the run is already being
+    resumed, changes nothing, and the first finishes the run."""
+    db = str(tmp_path / "c.db")
+    with Store(db) as s:
+        s.init(default_seed())
+        tasks = load_tasks("builtin")
+        split = [(t, "train") for t in tasks[:6]] + [(t, "heldout") for t in tasks[6:9]]
+        run_id = s.create_run(config(iterations=1), split, AGENT).id
+    entered, release = threading.Event(), threading.Event()
+    backend = loop_backend()
+    generate = backend.generate
+
+    def gated(*args: Any, **kw: Any) -> list[str]:
+        entered.set()
+        release.wait(timeout=60)
+        return generate(*args, **kw)
+
+    backend.generate = gated  # type: ignore[method-assign]
+    finished: list[Run] = []
+
+    def first() -> None:
+        with Store(db) as s:
+            finished.append(continue_run(s, backend, run_id))
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    try:
+        assert entered.wait(timeout=60)
+        with Store(db) as s:
+            before = (s.run(run_id), len(s.audit_log(limit=None)))
+            with pytest.raises(Conflict, match=rf"run {run_id} is already being resumed \(by pid"):
+                continue_run(s, loop_backend(), run_id)
+            assert (s.run(run_id), len(s.audit_log(limit=None))) == before
+    finally:
+        release.set()
+        worker.join(timeout=120)
+    assert finished and finished[0].status == "completed" and finished[0].lease is None
+
+
+def test_a_run_interrupted_by_an_unexpected_error_can_be_resumed_by_the_same_process(
+    store: Store,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    class Exploding(NoProgress):
+        def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
+            raise Boom
+
+    with pytest.raises(Boom):
+        start_run(store, loop_backend(), config(iterations=1), progress=Exploding())
+    interrupted = store.runs()[0]
+    assert interrupted.status == "running" and interrupted.lease is None
+    assert continue_run(store, loop_backend(), interrupted.id).status == "completed"

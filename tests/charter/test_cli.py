@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from charter.cli import main
+from store import Store
+from tests.conftest import reset_pg
 
 
 class CLI:
@@ -69,6 +72,18 @@ def test_init_from_file_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 4 and err.count("\n") == 1 and "heading" in err
     code, _, err = CLI(tmp_path / "z.db", capsys)("init", "--from", str(tmp_path / "missing.md"))
     assert code == 4 and "no such constitution file" in err
+
+
+def test_init_refuses_a_constitution_over_the_size_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.md"
+    big.write_text("".join(f"# p{i}: Principle {i}\nDo thing {i}.\n\n" for i in range(30)))
+    cli = CLI(tmp_path / "big.db", capsys)
+    code, _, err = cli("init", "--from", str(big))
+    assert code == 5 and err.count("\n") == 1 and "30 principles; the cap is 24" in err
+    with Store(str(tmp_path / "big.db")) as store:
+        assert store.constitutions() == [] and store.audit_log() == []
 
 
 def test_amendment_flow_and_history(cli: CLI) -> None:
@@ -222,3 +237,98 @@ def test_registered_agent_cannot_approve_through_any_command(cli: CLI) -> None:
     refused = [e for e in cli.json("audit", "log") if e["action"] == "review.refused"]  # type: ignore[index, union-attr]
     assert len(refused) == 2 and refused[0]["actor"] == "agent:charter-agent"  # type: ignore[index]
     assert cli.json("amend", "show", "1")["amendment"]["status"] == "proposed"  # type: ignore[index]
+
+
+def test_init_never_prints_a_postgresql_urls_password(
+    pg_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reset_pg(pg_database)
+    scheme, rest = pg_database.split("://", 1)
+    user, host = rest.split("@", 1)
+    with_password = f"{scheme}://{user}:hunter2-secret@{host}"  # trust auth ignores it
+    cli = CLI(tmp_path / "unused.db", capsys)
+    cli.db = with_password  # type: ignore[assignment]
+    said = [cli(*args) for args in (("init",), ("init",), ("init", "--if-missing"))]
+    assert [code for code, _, _ in said] == [0, 4, 0]
+    assert not any("hunter2" in out + err for _, out, err in said)
+    assert f"{user}:***@" in said[0][2] and f"{user}:***@" in said[2][2]
+
+
+def test_reserved_names_never_act_through_as(cli: CLI) -> None:
+    """`--as charter` read like the system actor and `--as charter-agent` like the agent;
+    neither becomes a person, even in the single-user mode of a database with no people."""
+    cli.ok("amend", "propose", "revise", "clarity", "--text", "Shorter.")
+    for name in ("charter", "charter-agent"):
+        code, _, err = cli("review", "approve", "1", user=name)
+        assert code == 5 and "reserved" in err and err.count("\n") == 1
+    shown = cli.json("amend", "show", "1")
+    assert shown["amendment"]["status"] == "proposed"  # type: ignore[index]
+    assert not shown["amendment"]["reviews"]  # type: ignore[index]
+
+
+def test_once_people_are_registered_as_must_name_one_of_them(cli: CLI) -> None:
+    cli.ok("users", "add", "rita", "--role", "reviewer", "--no-password")
+    cli.ok("amend", "propose", "revise", "clarity", "--text", "Shorter.", user="rita")
+    code, _, err = cli("amend", "approve", "1", user="mallory")
+    assert code == 5 and "mallory is not a registered user" in err
+    assert cli.json("amend", "show", "1")["amendment"]["status"] == "proposed"  # type: ignore[index]
+    code, _, err = cli("users", "add", "eve", "--role", "admin", "--no-password", user="mallory")
+    assert code == 5 and [u["name"] for u in cli.json("users", "list")] == ["rita"]  # type: ignore[index]
+
+
+def test_escapes_stored_before_they_were_refused_print_as_visible_escapes(cli: CLI) -> None:
+    """A reviewer reading `review show`, `amend list` or `audit log` sees `\\x1b[8m`, not a
+    terminal that stops showing the words after it; JSON escapes them too."""
+    cli.ok("amend", "propose", "revise", "clarity", "--text", "Be clear.", "-r", "why")
+    hidden = "\x1b[8m"
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute(
+            "UPDATE amendments SET rationale = ?, text = ?", (f"why{hidden}", f"Be{hidden} vague.")
+        )
+        conn.execute(
+            "INSERT INTO reviews (amendment_id, reviewer, decision, comment, edit, created_at) "
+            "VALUES (1, ?, 'comment', ?, 0, '2024-01-01 00:00:00')",
+            (f"human:e{hidden}ve", "fine\x9b8m by me"),
+        )
+        conn.execute(
+            "INSERT INTO audit_events (seq, at, actor, action, subject, payload, prev_hash, hash) "
+            "VALUES (99, '2024-01-01 00:00:00', ?, 'x', 'amendment:1', '{}', '', '')",
+            (f"human:e{hidden}ve",),
+        )
+    for args in (("review", "show", "1"), ("amend", "show", "1"), ("audit", "log")):
+        _, out, err = cli(*args)
+        assert "\x1b" not in out + err and "\x9b" not in out + err, args
+        assert "\\x1b[8m" in out, args
+    assert "\\x9b" in cli.ok("review", "show", "1")
+    as_json = cli.ok("amend", "show", "1", "--json")
+    assert "\x1b" not in as_json and "\x9b" not in as_json and "\\u009b" in as_json
+    assert json.loads(as_json)["amendment"]["draft"]["rationale"] == f"why{hidden}"
+
+
+def test_square_brackets_in_user_text_are_never_read_as_rich_markup(cli: CLI) -> None:
+    cli.ok("amend", "propose", "add", "kind", "--title", "[red]Be[/red] kind", "--text", "[b]x")
+    cli.ok("amend", "approve", "1", user="bob")
+    cli.ok("amend", "apply", "1", user="bob")
+    assert "[red]Be[/red] kind" in cli.ok("principles", "list")
+    assert "[b]x" in cli.ok("principles", "show", "kind")
+    code, _, err = cli("revert", "1", "-m", "[bold]undo", user="bob")
+    assert code == 0 and "revision 3: [bold]undo" in err
+    assert "[bold]undo" in cli.ok("revisions", "list")
+
+
+def test_a_command_that_exits_with_a_code_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from charter import cli as cli_module
+
+    probe = typer.Typer()
+
+    @probe.command()
+    def fails() -> None:
+        raise typer.Exit(7)
+
+    monkeypatch.setattr(cli_module, "app", probe)
+    monkeypatch.setattr(sys, "argv", ["charter"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 7

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,7 @@ def test_users_and_the_agent_identity(cli: CLI) -> None:
         "users", "add", "rita", "--role", "reviewer", "--password-stdin", stdin="rita-password-1\n"
     )
     assert "human rita added as reviewer" in out
-    code, stdout, err = cli("users", "add", "charter-agent", "--agent")
+    code, stdout, err = cli("users", "add", "charter-agent", "--agent", user="rita")
     assert code == 0 and stdout.strip().startswith("chr_") and "shown once" in err
     users = json.loads(cli.ok("users", "list", "--json"))
     assert [(u["name"], u["kind"], u["roles"]) for u in users] == [
@@ -184,14 +185,47 @@ def test_users_and_the_agent_identity(cli: CLI) -> None:
     events = json.loads(cli.ok("audit", "log", "--json"))
     assert events[-1]["action"] == "review.refused" and events[-1]["actor"] == "agent:charter-agent"
     assert "user.create" in [e["action"] for e in events]
-    token = cli("users", "token", "rita", "--label", "ci")[1].strip()
+    token = cli("users", "token", "rita", "--label", "ci", user="rita")[1].strip()
     with Store(str(cli.db)) as store:
         found = store.user_for_token(token)
         assert found is not None and found.name == "rita"
-    assert "1 token(s) of rita revoked" in cli.ok("users", "revoke", "rita")
-    cli.ok("users", "passwd", "rita", "--password-stdin", stdin="a-new-password\n")
+    assert "1 token(s) of rita revoked" in cli.ok("users", "revoke", "rita", user="rita")
+    cli.ok("users", "passwd", "rita", "--password-stdin", stdin="a-new-password\n", user="rita")
     with Store(str(cli.db)) as store:
         assert store.authenticate("rita", "a-new-password") is not None
+
+
+def test_users_disable_signs_out_everywhere_until_enabled(cli: CLI) -> None:
+    cli.ok("users", "add", "carol", "--role", "admin", "--no-password", user="carol")
+    cli.ok(
+        "users", "add", "rita", "--role", "reviewer", "--password-stdin",
+        stdin="rita-password-1\n", user="carol",
+    )  # fmt: skip
+    with Store(str(cli.db)) as store:
+        session = store.start_session("rita", timedelta(hours=1))
+    assert "rita disabled" in cli.ok("users", "disable", "rita", user="carol")
+    with Store(str(cli.db)) as store:
+        assert store.session_user(session.id) is None
+        assert store.authenticate("rita", "rita-password-1") is None
+    listed = {u["name"]: u for u in json.loads(cli.ok("users", "list", "--json", user="carol"))}
+    assert listed["rita"]["disabled_at"] and listed["carol"]["disabled_at"] is None
+    code, out, err = cli("users", "disable", "rita", user="carol")
+    assert (code, out, err.count("\n")) == (4, "", 1) and "already disabled" in err
+    assert "rita enabled" in cli.ok("users", "enable", "rita", user="carol")
+    with Store(str(cli.db)) as store:
+        assert store.authenticate("rita", "rita-password-1") is not None
+        store.start_session("rita", timedelta(hours=1))
+    said = cli.ok("users", "revoke", "rita", user="carol")
+    assert "0 token(s) of rita revoked, 1 session(s) ended" in said
+    events = json.loads(cli.ok("audit", "log", "--json", user="carol"))
+    assert [e["action"] for e in events][-4:] == [
+        "user.disable",
+        "user.enable",
+        "session.start",
+        "user.token.revoke",
+    ]
+    code, out, err = cli("users", "disable", "nobody", user="carol")
+    assert (code, out, err.count("\n")) == (3, "", 1) and "user not found" in err
 
 
 @pytest.mark.parametrize(

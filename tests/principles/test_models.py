@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from principles import (
+    STORED,
     Actor,
     AmendmentDraft,
     Principle,
     PrincipleVersion,
+    Review,
     canonical_json,
     content_hash,
     version_hash,
@@ -109,3 +112,52 @@ def test_version_hash_covers_every_field() -> None:
         ("parent_hash", "0" * 63 + "1"),
     ]:
         assert version_hash(**{**base, key: other}) != h, key  # type: ignore[arg-type]
+
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+HIDDEN = "\x1b[8m"  # "conceal": a terminal shows nothing after it
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda bad: Principle(id="p", title=f"Be {bad}kind", text="x"),
+        lambda bad: Principle(id="p", title="T", text=f"Say it.{bad} Or not."),
+        lambda bad: AmendmentDraft(op="retire", principle_id="p", rationale=f"why{bad}"),
+        lambda bad: AmendmentDraft(op="revise", principle_id="p", title=f"T{bad}"),
+        lambda bad: Review(
+            id=1,
+            amendment_id=1,
+            reviewer="human:a",
+            decision="comment",
+            comment=f"ok{bad}",
+            edit=0,
+            created_at=NOW,
+        ),
+        lambda bad: Actor(kind="human", name=f"alice{bad}"),
+    ],
+)
+@pytest.mark.parametrize("bad", [HIDDEN, "\r", "\x08", "\x9b8m", "\u202e", "\x00", "\x7f"])
+def test_control_characters_are_refused_in_every_text_a_reviewer_reads(
+    build: Callable[[str], object], bad: str
+) -> None:
+    with pytest.raises(ValidationError, match="control characters"):
+        build(bad)
+
+
+def test_texts_keep_newlines_and_tabs_but_single_lines_refuse_them() -> None:
+    p = Principle(id="p", title="T", text="First.\r\n\tSecond.")
+    assert p.text == "First.\n\tSecond."
+    assert AmendmentDraft(op="retire", principle_id="p", rationale="a\n\tb").rationale == "a\n\tb"
+    for title in ("a\tb", "a\nb"):
+        with pytest.raises(ValidationError):
+            Principle(id="p", title=title, text="x")
+    with pytest.raises(ValidationError, match="control characters"):
+        Actor(kind="human", name="al\tice")
+
+
+def test_rows_stored_before_the_check_still_load_as_they_are() -> None:
+    legacy = {"op": "revise", "principle_id": "p", "text": f"a{HIDDEN}b", "rationale": HIDDEN}
+    draft = AmendmentDraft.model_validate(legacy, context=STORED)
+    assert draft.text == f"a{HIDDEN}b" and draft.rationale == HIDDEN
+    assert Actor.parse(f"human:al{HIDDEN}ice").name == f"al{HIDDEN}ice"

@@ -27,7 +27,7 @@ from tests.conftest import ALICE, BOB, reset_pg
 )
 def test_raw_update_and_delete_fail(store: Store, statement: str) -> None:
     a = store.propose(AmendmentDraft(op="revise", principle_id="clarity", text="x"), ALICE)
-    store.approve(a.id, BOB)
+    store.decide(a.id, BOB, "approve")
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.engine.begin() as conn:
         conn.execute(sa.text(statement))
     assert store.verify().ok

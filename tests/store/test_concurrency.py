@@ -35,7 +35,7 @@ from principles import (
     StaleAmendment,
     default_seed,
 )
-from store import Store
+from store import ReviewOutcome, Store
 from tests.conftest import AGENT, ALICE, BOB, CAROL
 
 WORKERS = 4
@@ -67,10 +67,10 @@ def _worker(url: str, worker: int, count: int, start: Any, results: Any) -> None
                 amendment = store.propose(draft, proposer)
                 reviewer = ALICE if step % 2 else BOB
                 if (step + 1) % REJECT_EVERY == 0:
-                    store.reject(amendment.id, reviewer, "not this one")
+                    store.decide(amendment.id, reviewer, "reject", "not this one")
                     done.append((amendment.id, "rejected", None, text))
                     continue
-                store.approve(amendment.id, reviewer)
+                store.decide(amendment.id, reviewer, "approve")
                 revision = store.apply(amendment.id, CAROL)
                 done.append((amendment.id, "applied", revision.number, text))
         results.put((worker, done, None))
@@ -230,7 +230,7 @@ def pair(db_url: str) -> Iterator[tuple[Store, Store]]:
 def approved(store: Store, principle_id: str, text: str) -> Amendment:
     draft = AmendmentDraft(op="revise", principle_id=principle_id, text=text)
     amendment = store.propose(draft, AGENT)
-    return store.approve(amendment.id, ALICE)
+    return store.decide(amendment.id, ALICE, "approve").amendment
 
 
 ROUNDS = 3
@@ -308,12 +308,12 @@ def test_reviewers_deciding_at_once_one_decision_wins(
         draft = AmendmentDraft(op="revise", principle_id="helpfulness", text=f"Help {n}.")
         amendment = one.propose(draft, AGENT)
         calls = [
-            partial(store.review, amendment.id, reviewer, decision, "my call")
+            partial(store.decide, amendment.id, reviewer, decision, "my call")
             for store, reviewer, decision in zip((one, two), (ALICE, BOB), decisions, strict=True)
         ]
         outcomes = race(*calls)
 
-        won = [i for i, o in enumerate(outcomes) if isinstance(o, Amendment)]
+        won = [i for i, o in enumerate(outcomes) if isinstance(o, ReviewOutcome)]
         lost = [i for i, o in enumerate(outcomes) if isinstance(o, Conflict)]
         assert len(won) == 1 and len(lost) == 1, outcomes
         after = one.amendment(amendment.id)
@@ -337,9 +337,9 @@ def test_a_decision_on_a_decided_amendment_is_a_conflict(store: Store) -> None:
     for second in seconds:
         draft = AmendmentDraft(op="revise", principle_id="helpfulness", text=f"Help ({second}).")
         amendment = store.propose(draft, AGENT)
-        assert store.approve(amendment.id, ALICE).status == "approved"
+        assert store.decide(amendment.id, ALICE, "approve").amendment.status == "approved"
         with pytest.raises(Conflict):
-            store.review(amendment.id, BOB, second, "me too")
+            store.decide(amendment.id, BOB, second, "me too")
         after = store.amendment(amendment.id)
         assert after.status == "approved"
         assert [r.reviewer for r in after.reviews] == [ALICE.ref]
@@ -354,9 +354,10 @@ def test_concurrent_approvals_under_quorum_two_both_count(db_url: str) -> None:
         draft = AmendmentDraft(op="revise", principle_id="helpfulness", text="Help twice.")
         amendment = one.propose(draft, AGENT)
         outcomes = race(
-            partial(one.approve, amendment.id, ALICE), partial(two.approve, amendment.id, BOB)
+            partial(one.decide, amendment.id, ALICE, "approve"),
+            partial(two.decide, amendment.id, BOB, "approve"),
         )
-        assert all(isinstance(o, Amendment) for o in outcomes), outcomes
+        assert all(isinstance(o, ReviewOutcome) for o in outcomes), outcomes
         after = one.amendment(amendment.id)
         assert after.status == "approved"
         assert sorted(r.reviewer for r in after.current_approvals) == [ALICE.ref, BOB.ref]

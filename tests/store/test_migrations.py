@@ -78,7 +78,7 @@ def test_downgrade_and_upgrade_keep_the_data(db_url: str) -> None:
             ),
             AGENT,
         )
-        store.approve(applied.id, ALICE, "fine")
+        store.decide(applied.id, ALICE, "approve", "fine")
         store.apply(applied.id, CAROL)
         pending = store.propose(
             AmendmentDraft(op="add", principle_id="brevity", title="Be brief", text="Be brief."),

@@ -11,6 +11,7 @@ from principles import (
     SYSTEM,
     AmendmentDraft,
     Change,
+    CharterError,
     Conflict,
     EntrenchedPrinciple,
     Evaluation,
@@ -24,7 +25,7 @@ from principles import (
     StaleAmendment,
     default_seed,
 )
-from store import Store
+from store import Store, redact_credentials
 from tests.conftest import AGENT, ALICE, BOB, CAROL
 
 
@@ -34,7 +35,7 @@ def revise(pid: str, text: str, **kw: object) -> AmendmentDraft:
 
 def approved(store: Store, draft: AmendmentDraft) -> int:
     a = store.propose(draft, ALICE)
-    return store.approve(a.id, BOB).id
+    return store.decide(a.id, BOB, "approve").amendment.id
 
 
 def test_init_creates_revision_one(store: Store) -> None:
@@ -45,6 +46,21 @@ def test_init_creates_revision_one(store: Store) -> None:
     assert store.revisions()[0].number == 1
     with pytest.raises(InvalidInput, match="already exists"):
         store.init(default_seed())
+
+
+def test_init_refuses_a_seed_over_the_size_cap_and_writes_nothing(db_url: str) -> None:
+    seed = default_seed()  # 10 principles
+    with Store(db_url, policy=Policy(max_principles=9)) as s:
+        with pytest.raises(PolicyViolation, match="10 principles; the cap is 9"):
+            s.init(seed)
+        assert s.constitutions() == [] and s.audit_log() == []
+    with (
+        Store(db_url, policy=Policy(min_principles=11)) as s,
+        pytest.raises(PolicyViolation, match="the minimum is 11"),
+    ):
+        s.init(seed)
+    with Store(db_url, policy=Policy(max_principles=10)) as s:
+        assert len(s.init(seed).entries) == 10
 
 
 def test_reopening_keeps_everything(db_url: str) -> None:
@@ -60,7 +76,7 @@ def test_reopening_keeps_everything(db_url: str) -> None:
 def test_full_amendment_lifecycle(store: Store) -> None:
     a = store.propose(revise("clarity", "Use plain words.", rationale="too long"), ALICE)
     assert a.status == "proposed" and a.base_revision == 1
-    a = store.approve(a.id, BOB, "fine")
+    a = store.decide(a.id, BOB, "approve", "fine").amendment
     assert a.status == "approved"
     rev = store.apply(a.id, CAROL)
     assert rev.number == 2 and rev.amendment_id == a.id and rev.parent == 1
@@ -126,16 +142,16 @@ def test_invalid_amendments_are_refused_and_nothing_is_written(store: Store) -> 
 def test_governance(store: Store) -> None:
     a = store.propose(revise("clarity", "x"), ALICE)
     with pytest.raises(SelfApproval):
-        store.approve(a.id, ALICE)
+        store.decide(a.id, ALICE, "approve")
     with pytest.raises(PolicyViolation, match="agent"):
-        store.approve(a.id, AGENT)
+        store.decide(a.id, AGENT, "approve")
     with pytest.raises(PolicyViolation, match="not approved"):
         store.apply(a.id, BOB)
     with pytest.raises(InvalidInput, match="reason"):
-        store.reject(a.id, BOB, "")
-    store.reject(a.id, BOB, "no")
+        store.decide(a.id, BOB, "reject", "")
+    store.decide(a.id, BOB, "reject", "no")
     with pytest.raises(Conflict):
-        store.approve(a.id, CAROL)
+        store.decide(a.id, CAROL, "approve")
     assert store.amendment(a.id).status == "rejected"
 
 
@@ -147,19 +163,19 @@ def test_entrenched_needs_a_human_and_autonomy_is_bounded(store: Store) -> None:
     n = store.propose(revise("clarity", "Be clear."), AGENT)
     rev = store.apply(n.id, AGENT, autonomous=True)
     assert rev.author == AGENT.ref
-    store.approve(e.id, ALICE)
+    store.decide(e.id, ALICE, "approve")
     assert store.apply(e.id, BOB).number == 3
 
 
 def test_edit_voids_approvals_and_blocks_the_editor(store: Store) -> None:
     a = store.propose(revise("clarity", "x"), ALICE)
-    store.approve(a.id, BOB)
+    store.decide(a.id, BOB, "approve")
     a = store.edit(a.id, CAROL, text="y")
     assert a.status == "proposed" and a.edit == 1 and a.current_approvals == ()
     assert len(a.reviews) == 1  # the old approval is kept, but no longer counts
     with pytest.raises(SelfApproval):
-        store.approve(a.id, CAROL)
-    a = store.approve(a.id, BOB)
+        store.decide(a.id, CAROL, "approve")
+    a = store.decide(a.id, BOB, "approve").amendment
     assert a.status == "approved"
     store.apply(a.id, BOB)
     assert store.principle("clarity").text == "y"
@@ -171,10 +187,10 @@ def test_quorum(db_url: str) -> None:
     with Store(db_url, policy=Policy(quorum=2)) as s:
         s.init(default_seed())
         a = s.propose(revise("clarity", "x"), ALICE)
-        assert s.approve(a.id, BOB).status == "proposed"
+        assert s.decide(a.id, BOB, "approve").amendment.status == "proposed"
         with pytest.raises(Conflict, match="already approved"):
-            s.approve(a.id, BOB)
-        assert s.approve(a.id, CAROL).status == "approved"
+            s.decide(a.id, BOB, "approve")
+        assert s.decide(a.id, CAROL, "approve").amendment.status == "approved"
 
 
 def test_stale_and_clean_rebase(store: Store) -> None:
@@ -300,3 +316,27 @@ def test_unknown_things(store: Store) -> None:
     ):
         with pytest.raises(NotFound):
             call()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:pa@ss-word-9@127.0.0.1:1/x",  # unreachable
+        "postgresql://bob:pa@ss-word-9@127.0.0.1:notaport/x",  # unparseable
+        "mysql://bob:pa@ss-word-9@127.0.0.1/x",  # unsupported
+    ],
+)
+def test_a_database_urls_password_never_reaches_an_error_message(url: str) -> None:
+    with pytest.raises(CharterError) as caught:
+        Store(url)
+    assert "ss-word-9" not in str(caught.value) and "pa@" not in str(caught.value)
+
+
+def test_credentials_are_redacted_from_any_message() -> None:
+    said = "cannot open 'postgresql+psycopg://bob:s3cr@t@db.example:5432/c' (sqlite:///x.db)"
+    assert redact_credentials(said) == (
+        "cannot open 'postgresql+psycopg://bob:***@db.example:5432/c' (sqlite:///x.db)"
+    )
+    assert redact_credentials("postgresql://bob@h/c and https://h/a@b") == (
+        "postgresql://bob@h/c and https://h/a@b"
+    )

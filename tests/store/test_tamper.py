@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from principles import AmendmentDraft, event_hash
 from store import Store
 from store._schema import APPEND_ONLY, audit
-from store._triggers import drop_append_only
+from store._triggers import create_append_only, drop_append_only
 from tests.conftest import ALICE, BOB
 
 
@@ -23,23 +24,31 @@ def busy(store: Store) -> Store:
     """A store with a dozen audit events and an exported anchor check that passes."""
     for n, pid in enumerate(["clarity", "autonomy", "fairness"]):
         a = store.propose(AmendmentDraft(op="revise", principle_id=pid, text=f"text {n}"), ALICE)
-        store.approve(a.id, BOB)
+        store.decide(a.id, BOB, "approve")
         store.apply(a.id, BOB)
     assert store.verify().ok and store.verify().events == 17
     return store
 
 
-def tamper(store: Store, *statements: str) -> None:
+@contextmanager
+def untriggered(store: Store) -> Iterator[sa.Connection]:
+    """A transaction with the append-only triggers dropped, restored at the end as a careful
+    attacker would restore them (so that `verify` judges the content, not the triggers)."""
     with store.engine.begin() as conn:
         drop_append_only(conn, APPEND_ONLY)
-    with store.engine.begin() as conn:
+        yield conn
+        create_append_only(conn, APPEND_ONLY)
+
+
+def tamper(store: Store, *statements: str) -> None:
+    with untriggered(store) as conn:
         for s in statements:
             conn.execute(sa.text(s))
 
 
 def rehash_from(store: Store, seq: int) -> None:
     """Recompute every hash from `seq` on, as a careful attacker would."""
-    with store.engine.begin() as conn:
+    with untriggered(store) as conn:
         rows = conn.execute(sa.select(audit).order_by(audit.c.seq)).all()
         prev = rows[seq - 2].hash if seq > 1 else rows[0].prev_hash
         for r in rows[seq - 1 :]:
@@ -119,10 +128,17 @@ def test_a_corrupted_payload_is_reported_not_raised(busy: Store) -> None:
 
 def test_truncated_tail_is_caught_by_the_anchor(busy: Store) -> None:
     anchor = busy.anchor()
-    tamper(busy, "DELETE FROM audit_events WHERE seq > 14")
+    tamper(busy, "DELETE FROM audit_events WHERE seq > 16")
     assert busy.verify().ok  # a shorter chain is self-consistent ...
     report = busy.verify(anchor)  # ... but not against the exported head
     assert not report.ok and "removed from the end" in report.reason
+
+
+def test_a_truncated_tail_that_held_a_revision_is_caught_without_an_anchor(busy: Store) -> None:
+    tamper(busy, "DELETE FROM audit_events WHERE seq > 14")
+    report = busy.verify()
+    assert (report.status, report.bad_table) == ("altered", "revisions")
+    assert "revision 4 of 'default' has no revision.create audit event" in report.reason
 
 
 def test_consistent_rehash_is_caught_by_the_anchor(busy: Store) -> None:
@@ -137,7 +153,7 @@ def test_consistent_rehash_is_caught_by_the_anchor(busy: Store) -> None:
 def test_later_events_do_not_break_an_old_anchor(busy: Store) -> None:
     anchor = busy.anchor()
     a = busy.propose(AmendmentDraft(op="revise", principle_id="privacy", text="new"), ALICE)
-    busy.comment(a.id, BOB, "looks fine")
+    busy.decide(a.id, BOB, "comment", "looks fine")
     assert busy.verify(anchor).ok
 
 

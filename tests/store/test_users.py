@@ -123,7 +123,7 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(store: Store) -> None:
     with store.engine.connect() as conn:
         digests = list(conn.scalars(sa.text("SELECT digest FROM api_tokens")))
     assert len(digests) == 2 and token not in digests
-    assert store.revoke_tokens("charter-agent", CAROL) == 2
+    assert store.revoke_access("charter-agent", CAROL).tokens == 2
     assert store.user_for_token(token) is None and store.user_for_token(second) is None
     assert token not in " ".join(str(e.payload) for e in store.audit_log())
     assert actions(store)[-3:] == ["user.token.issue", "user.token.issue", "user.token.revoke"]
@@ -164,7 +164,7 @@ def test_self_approval_is_refused_and_audited(store: Store) -> None:
     with pytest.raises(SelfApproval):
         store.decide(a.id, ALICE, "approve")
     assert store.audit_log()[-1].payload["code"] == "self-approval"
-    store.edit_draft(a.id, BOB, seen_edit=0, text="Shorter.")
+    store.edit(a.id, BOB, seen_edit=0, text="Shorter.")
     with pytest.raises(SelfApproval):
         store.decide(a.id, BOB, "approve")  # an editor may not approve either
     done = store.decide(a.id, CAROL, "approve", "fine", seen_edit=1)
@@ -193,7 +193,7 @@ def test_quorum_of_two_and_edit_voids_approvals(db_url: str) -> None:
         state = store.review_state(a.id)
         assert state.approvals == ("human:alice",) and state.missing_approvals == 1
         assert any("1 more approval" in n for n in state.requirements())
-        store.edit_draft(a.id, CAROL, seen_edit=0, text="Shorter still.")
+        store.edit(a.id, CAROL, seen_edit=0, text="Shorter still.")
         state = store.review_state(a.id)
         assert state.approvals == () and state.missing_approvals == 2
         store.decide(a.id, ALICE, "approve", seen_edit=1)
@@ -204,11 +204,11 @@ def test_quorum_of_two_and_edit_voids_approvals(db_url: str) -> None:
 
 def test_a_decision_on_an_edit_you_did_not_see_is_a_conflict(store: Store) -> None:
     a = store.propose(revise("clarity", "Short."), AGENT)
-    store.edit_draft(a.id, CAROL, seen_edit=0, text="Changed under you.")
+    store.edit(a.id, CAROL, seen_edit=0, text="Changed under you.")
     with pytest.raises(Conflict, match="edited while you were reading"):
         store.decide(a.id, ALICE, "approve", seen_edit=0)
     with pytest.raises(Conflict, match="edited while you were reading"):
-        store.edit_draft(a.id, BOB, seen_edit=0, text="Mine.")
+        store.edit(a.id, BOB, seen_edit=0, text="Mine.")
     assert store.amendment(a.id).reviews == ()
     assert store.decide(a.id, ALICE, "comment", "still fine to comment").amendment.edit == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -100,7 +101,7 @@ def test_next_is_followed_only_within_the_site(app: FastAPI) -> None:
         assert response.headers["location"] == expected
 
 
-def test_tampered_or_foreign_session_cookies_are_ignored(app: FastAPI, web_store: Store) -> None:
+def test_tampered_or_unknown_session_cookies_are_ignored(app: FastAPI) -> None:
     value = signed_in(app, "alice").http.cookies["charter_session"]
 
     def status(target: FastAPI, cookie: str) -> int:
@@ -111,13 +112,13 @@ def test_tampered_or_foreign_session_cookies_are_ignored(app: FastAPI, web_store
     tampered = value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
     assert status(app, tampered) == 303
     assert status(app, "not-a-session") == 303
-    other = create_app(web_store, secret="another-secret-entirely-0123456789")
-    assert status(other, value) == 303
 
 
 def test_login_is_rate_limited(web_store: Store) -> None:
-    now = [1000.0]
-    limiter = LoginLimiter(per_user=3, per_address=100, window=60.0, clock=lambda: now[0])
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    limiter = LoginLimiter(
+        web_store, per_user=3, per_address=100, window=60.0, clock=lambda: now[0]
+    )
     app = create_app(web_store, secret=SECRET, limiter=limiter)
     for _ in range(3):
         assert Client(app).login("alice", "wrong-password").status_code == 401
@@ -125,12 +126,12 @@ def test_login_is_rate_limited(web_store: Store) -> None:
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     assert "Too many failed sign-ins" in blocked.text
     assert Client(app).login("bob").status_code == 303  # other users are unaffected
-    now[0] += 61
+    now[0] += timedelta(seconds=61)
     assert Client(app).login("alice").status_code == 303
 
 
 def test_login_is_rate_limited_per_address(web_store: Store) -> None:
-    limiter = LoginLimiter(per_user=100, per_address=4)
+    limiter = LoginLimiter(web_store, per_user=100, per_address=4)
     app = create_app(web_store, secret=SECRET, limiter=limiter)
     for name in ["a1", "a2", "a3", "a4"]:
         assert Client(app).login(name, "whatever-pass").status_code == 401
@@ -192,7 +193,7 @@ def test_api_tokens_authenticate_scripts(app: FastAPI, web_store: Store) -> None
     done = client.post(f"/amendments/{aid}/approve", headers=headers, data={"seen_edit": "0"})
     assert done.status_code == 200
     assert done.json() == {"id": aid, "status": "applied", "edit": 0, "approvals": 1, "revision": 2}
-    web_store.revoke_tokens("bob")
+    web_store.revoke_access("bob")
     assert client.get("/amendments", headers=headers).status_code == 401
 
 

@@ -168,6 +168,15 @@ def test_audit_page_shows_verification(alice: Client, web_store: Store) -> None:
     assert "altered at 2" in alice.get("/").text
 
 
+def test_audit_page_names_a_forged_principle_version(alice: Client, web_store: Store) -> None:
+    with web_store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER principle_versions_no_update"))
+        conn.execute(sa.text("UPDATE principle_versions SET text = 'Lie.' WHERE id = 1"))
+    page = alice.get("/audit").text
+    assert "The history was altered at principle_versions row 1" in page
+    assert "altered</span>" in alice.get("/").text
+
+
 def test_user_text_is_escaped(alice: Client, web_store: Store) -> None:
     aid = web_store.propose(
         AmendmentDraft(
