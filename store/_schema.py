@@ -320,6 +320,8 @@ class TokenRow(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # "full": whatever its user may do; "read": reading the constitution only.
+    scope: Mapped[str] = mapped_column(String(16), default="full", server_default="full")
 
 
 class SecretRow(Base):
