@@ -25,6 +25,8 @@ from principles import (
 from store import DEFAULT, read_seed
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+# A listing limit any database can bind (INTEGER is 32-bit on PostgreSQL).
+MAX_LIMIT = 2**31 - 1
 
 
 def verify_failure(report: VerifyReport) -> str:
@@ -233,7 +235,7 @@ def register(app: typer.Typer) -> None:
     @revisions_app.command("list")
     def revisions_list(
         ctx: typer.Context,
-        limit: Annotated[int | None, typer.Option("--limit", "-n")] = None,
+        limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT)] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Revisions, newest first."""
@@ -373,7 +375,7 @@ def register(app: typer.Typer) -> None:
     @audit_app.command("log")
     def audit_log(
         ctx: typer.Context,
-        limit: Annotated[int | None, typer.Option("--limit", "-n")] = 50,
+        limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT)] = 50,
         as_json: JsonOpt = False,
     ) -> None:
         """The newest audit events."""

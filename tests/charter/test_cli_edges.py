@@ -121,6 +121,9 @@ def test_a_file_that_is_not_a_database_is_a_database_error(
         (["amend", "list", "--bogus"], "No such option"),
         (["amend", "show", "-1"], "No such option"),
         (["nonsense"], "No such command"),
+        (["revisions", "list", "-n", str(2**63)], "Invalid value"),
+        (["audit", "log", "-n", str(2**63)], "Invalid value"),
+        (["audit", "log", "-n", "0"], "Invalid value"),
     ],
 )
 def test_usage_errors_show_the_usage_and_exit_2(
