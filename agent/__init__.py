@@ -24,6 +24,8 @@ from agent._progress import NoProgress, Progress
 from agent._scripted_loop import loop_backend
 from agent._summary import IterationSummary, RunSummary, summarize
 from agent._tasks import BUILTIN, load_tasks, parse_tasks
+from agent._traced import TracedBackend
+from agent._tracing import NoTracer, OtelTracer, Tracer, tracing_from_env
 
 __all__ = [
     "AGENT",
@@ -34,9 +36,13 @@ __all__ = [
     "JudgeReport",
     "LabelledPair",
     "NoProgress",
+    "NoTracer",
+    "OtelTracer",
     "Progress",
     "RunSummary",
     "StoreCallCache",
+    "TracedBackend",
+    "Tracer",
     "calibration_in_force",
     "calibrator_for",
     "continue_run",
@@ -55,5 +61,6 @@ __all__ = [
     "shipped_calibration",
     "start_run",
     "summarize",
+    "tracing_from_env",
     "training_records",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from agent._scripted_loop import loop_backend
+from agent._traced import traced
+from agent._tracing import NoTracer, Tracer
 from agent.models import Backend, CachedBackend, load_backend
 from store import Store
 
@@ -20,10 +22,15 @@ class StoreCallCache:
         self.store.cache_put(key, value)
 
 
-def open_backend(uri: str, store: Store | None = None, *, cache: bool = True) -> Backend:
+def open_backend(
+    uri: str, store: Store | None = None, *, cache: bool = True, tracer: Tracer | None = None
+) -> Backend:
     """`scripted:loop` is the deterministic loop script; anything else goes to the registry.
-    With a store, calls are cached there, so a resumed run replays instead of re-generating."""
-    backend: Backend = loop_backend() if uri == "scripted:loop" else load_backend(uri)
+    With a store, calls are cached there, so a resumed run replays instead of re-generating.
+    With a `tracer`, the calls that reach the model (not those the cache answers) are spans.
+    """
+    loaded: Backend = loop_backend() if uri == "scripted:loop" else load_backend(uri)
+    backend = traced(loaded, tracer or NoTracer())
     if store is not None and cache:
         return CachedBackend(backend, StoreCallCache(store))
     return backend

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent import _actor, _critic
@@ -25,6 +25,8 @@ from agent._progress import NoProgress, Progress
 from agent._prompts import actor_system, revision_turn
 from agent._proposer import propose
 from agent._tasks import load_tasks
+from agent._traced import traced
+from agent._tracing import NoTracer, Tracer, run_attributes, step_attributes
 from agent.models import Backend, GenerationParams
 from principles import (
     OPEN_STATUSES,
@@ -41,6 +43,7 @@ from principles import (
     PolicyViolation,
     Run,
     RunConfig,
+    RunLease,
     RunStatus,
     StepName,
     Task,
@@ -63,6 +66,7 @@ class Loop:
     progress: Progress
     actor: Actor = AGENT
     calibrator: Calibrator | None = None
+    tracer: Tracer = field(default_factory=NoTracer)
 
     @property
     def config(self) -> RunConfig:
@@ -97,8 +101,10 @@ def start_run(
     *,
     constitution: str = "default",
     progress: Progress | None = None,
+    tracer: Tracer | None = None,
 ) -> Run:
-    """Create a run (tasks split into train and held-out) and run it to its end."""
+    """Create a run (tasks split into train and held-out) and run it to its end, traced on
+    `tracer` (nothing is traced without one)."""
     tasks = load_tasks(config.tasks)
     if config.tasks_limit is not None and len(tasks) > config.tasks_limit:
         rng = random.Random(config.seed)
@@ -114,7 +120,7 @@ def start_run(
         constitution,
         model_info={**backend.info().model_dump(mode="json"), "judge": standing},
     )
-    return continue_run(store, backend, run.id, progress=progress)
+    return continue_run(store, backend, run.id, progress=progress, tracer=tracer)
 
 
 def judge_standing(store: Store, backend: Backend, config: RunConfig) -> dict[str, Any]:
@@ -157,16 +163,41 @@ def _pinned(store: Store, run: Run) -> Calibrator | None:
 
 
 def continue_run(
-    store: Store, backend: Backend, run_id: int, *, progress: Progress | None = None
+    store: Store,
+    backend: Backend,
+    run_id: int,
+    *,
+    progress: Progress | None = None,
+    tracer: Tracer | None = None,
 ) -> Run:
     """Run (or resume) every step not yet recorded, then close the run.
 
     The run is claimed first: while another live process executes it, this raises
     `Conflict` and changes nothing. However this ends, the claim is given up.
+    With a `tracer`, the run is a `charter.run` span (ERROR if it fails) with a
+    `charter.iteration` child per iteration that has steps left, a `charter.step.<name>`
+    child per step it executes, and the model calls under the steps (agent/_traced.py).
     """
+    tracer = tracer or NoTracer()
     lease = this_process()
     run = store.resume_run(run_id, AGENT, lease)
-    loop = Loop(store, backend, run, progress or NoProgress(), calibrator=_pinned(store, run))
+    with tracer.span("charter.run", run_attributes(run)) as span:
+        loop = Loop(
+            store,
+            traced(backend, tracer),
+            run,
+            progress or NoProgress(),
+            calibrator=_pinned(store, run),
+            tracer=tracer,
+        )
+        done = _drive(loop, lease)
+        span.set({"charter.run.status": done.status})
+        return done
+
+
+def _drive(loop: Loop, lease: RunLease) -> Run:
+    """`continue_run`'s body: the iterations, then the run's end, whichever it is."""
+    store, run, run_id = loop.store, loop.run, loop.run.id
     steps: dict[StepName, Callable[[Loop, int], None]] = {
         "answer": step_answer,
         "critique": step_critique,
@@ -178,9 +209,16 @@ def continue_run(
     }
     try:
         for iteration in range(1, run.config.iterations + 1):
-            for name in STEPS:
-                if not loop.run.done(iteration, name):
-                    steps[name](loop, iteration)
+            left = [name for name in STEPS if not loop.run.done(iteration, name)]
+            traced_iteration = loop.tracer.span(
+                "charter.iteration", {"charter.iteration": iteration}
+            )
+            with traced_iteration if left else contextlib.nullcontext():
+                for name in left:
+                    with loop.tracer.span(f"charter.step.{name}", {"charter.step": name}) as step:
+                        steps[name](loop, iteration)
+                        if loop.tracer.enabled:
+                            step.set(step_attributes(store.step_result(run_id, iteration, name)))
                     loop.run = store.run(run_id)
             reason = stop_reason(loop, iteration)
             if reason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -159,10 +160,19 @@ def register(app: typer.Typer) -> None:
                 help="run autonomously with an unmeasured or weak judge (recorded in the run)",
             ),
         ] = False,
+        trace_content: Annotated[
+            bool,
+            typer.Option(
+                "--trace-content",
+                help="put prompts and replies in the run's traces (traces go to "
+                "OTEL_EXPORTER_OTLP_ENDPOINT, when it is set)",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Run the refinement loop (or resume a killed one) and print a summary."""
-        from agent import continue_run, open_backend, preset, start_run, summarize
+        from agent import continue_run, open_backend, preset, start_run, summarize, tracing_from_env
+        from charter._hooks import Dispatcher
 
         s = settings_of(ctx)
         with s.open() as store:
@@ -190,13 +200,22 @@ def register(app: typer.Typer) -> None:
                 except ValueError as exc:
                     raise InvalidInput(validation_message(exc)) from exc
             say(f"loading model {config.model} ...")
-            backend = open_backend(config.model, store, cache=not no_cache)
-            with RichProgress() as progress:
+            tracer = tracing_from_env(
+                capture_content=True if trace_content else None, warn=lambda t: say(f"warning: {t}")
+            )
+            backend = open_backend(config.model, store, cache=not no_cache, tracer=tracer)
+            # Webhook deliveries go out beside the loop, which only writes outbox rows.
+            with RichProgress() as progress, contextlib.closing(tracer), Dispatcher(store):
                 if resume is not None:
-                    run = continue_run(store, backend, resume, progress=progress)
+                    run = continue_run(store, backend, resume, progress=progress, tracer=tracer)
                 else:
                     run = start_run(
-                        store, backend, config, constitution=s.constitution, progress=progress
+                        store,
+                        backend,
+                        config,
+                        constitution=s.constitution,
+                        progress=progress,
+                        tracer=tracer,
                     )
             summary = summarize(store, run.id)
         if as_json:

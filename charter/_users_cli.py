@@ -14,7 +14,7 @@ import typer
 
 from charter._output import emit_json, say, table
 from charter._settings import settings_of
-from principles import InvalidInput, Role, UserKind
+from principles import InvalidInput, Role, TokenScope, UserKind
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 StdinOpt = Annotated[
@@ -115,11 +115,16 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         name: str,
         label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
+        scope: Annotated[
+            TokenScope,
+            typer.Option("--scope", help="full: acts as the user; read: reads, changes nothing"),
+        ] = "full",
     ) -> None:
-        """Issue an API token for scripts (printed once on stdout)."""
+        """Issue an API token for scripts (printed once on stdout). An application that only
+        fetches the constitution (GET /api/v1/constitutions/NAME) needs `--scope read`."""
         s = settings_of(ctx)
         with s.open() as store:
-            issued = store.issue_token(name, s.actor(store), label)
+            issued = store.issue_token(name, s.actor(store), label, scope=scope)
         typer.echo(issued)
 
     @users.command("revoke")

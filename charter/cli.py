@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from charter import (
     _history_cli,
+    _hooks_cli,
     _judge_cli,
     _judge_eval_cli,
     _models_cli,
@@ -65,6 +66,7 @@ _users_cli.register(app)
 app.add_typer(_models_cli.app, name="models")
 _judge_eval_cli.register(_judge_cli.judge_app)
 app.add_typer(_judge_cli.judge_app, name="judge")
+app.add_typer(_hooks_cli.hooks_app, name="hooks")
 
 
 def main() -> None:

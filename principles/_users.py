@@ -18,6 +18,9 @@ from principles._models import Actor, Role, UTCDateTime
 
 UserKind = Literal["human", "agent"]
 ROLES: tuple[Role, ...] = ("reviewer", "admin")
+TokenScope = Literal["full", "read"]
+"""What an API token may do: `full` acts as its user; `read` reads and can change nothing."""
+TOKEN_SCOPES: tuple[TokenScope, ...] = ("full", "read")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -73,6 +76,14 @@ def check_new_user(name: str, kind: UserKind, roles: tuple[Role, ...]) -> None:
         raise InvalidInput("a person needs a role: reviewer or admin")
     if kind == "agent" and roles:
         raise InvalidInput("an agent takes no role: agents never review amendments")
+
+
+def check_token_scope(scope: str) -> TokenScope:
+    """`scope` as a `TokenScope`, or `InvalidInput` naming the scopes there are."""
+    for known in TOKEN_SCOPES:
+        if scope == known:
+            return known
+    raise InvalidInput(f"unknown token scope {scope!r}: use {' or '.join(TOKEN_SCOPES)}")
 
 
 def check_password(password: str) -> None:

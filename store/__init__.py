@@ -5,23 +5,28 @@ append-only in the database itself; every state change and its audit event commi
 """
 
 from store._engine import DatabaseError, redact_credentials
+from store._hooks import NewHook
 from store._leases import this_process
+from store._outbox import Claimed as ClaimedDelivery
 from store._reviewing import ReviewOutcome
 from store._runs import StepDecision, StepRecord
 from store._seed_files import read_seed
 from store._sessions import NewSession
 from store._store import DEFAULT, Store
-from store._users import RevokedAccess
+from store._users import RevokedAccess, TokenAccess
 
 __all__ = [
     "DEFAULT",
+    "ClaimedDelivery",
     "DatabaseError",
+    "NewHook",
     "NewSession",
     "ReviewOutcome",
     "RevokedAccess",
     "StepDecision",
     "StepRecord",
     "Store",
+    "TokenAccess",
     "read_seed",
     "redact_credentials",
     "this_process",

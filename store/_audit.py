@@ -2,10 +2,11 @@
 
 Each event's hash covers its sequence number, time, actor, action, subject, payload and the
 previous event's hash. Events are appended inside the transaction of the change they
-record, under the write lock, so the chain has no gaps or forks. `walk` checks the chain
-and names the first event that does not fit; checked against an exported anchor it also
-catches a truncated tail or a chain re-hashed from an edit onwards. (`store/_integrity.py`
-runs it as the first part of `verify`.)
+record, under the write lock, so the chain has no gaps or forks; an event that is a
+webhook event gets its outbox rows in that transaction too (store/_outbox.py). `walk`
+checks the chain and names the first event that does not fit; checked against an exported
+anchor it also catches a truncated tail or a chain re-hashed from an edit onwards.
+(`store/_integrity.py` runs it as the first part of `verify`.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from principles import GENESIS, Anchor, AuditEvent, event_hash, utcnow
+from store import _outbox
 from store._schema import audit
 
 _BATCH = 5000
@@ -48,6 +50,7 @@ def append(
         "hash": digest,
     }
     conn.execute(_INSERT_EVENT, values)
+    _outbox.enqueue(conn, action, seq, at, subject, payload)  # webhooks: same transaction
     return AuditEvent.model_validate(values)
 
 

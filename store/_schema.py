@@ -420,3 +420,44 @@ class JudgeEvaluationRow(Base):
 judge_labels: Table = cast(Table, JudgeLabelRow.__table__)
 judge_calibrations: Table = cast(Table, JudgeCalibrationRow.__table__)
 judge_evaluations: Table = cast(Table, JudgeEvaluationRow.__table__)
+
+
+class WebhookRow(Base):
+    """A webhook subscription. `secret` signs deliveries (HMAC-SHA256), so it is kept as
+    given; it is never shown after `hooks add` nor written to the audit log."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(String(300))  # comma-separated HOOK_EVENTS
+    secret: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class OutboxRow(Base):
+    """One event for one webhook, written in the transaction of the change it reports.
+
+    `pending` rows are due at `next_attempt_at`; a dispatcher's claim pushes that time past
+    its request's timeout and counts the attempt, so no two dispatchers send a row at once."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+webhooks: Table = cast(Table, WebhookRow.__table__)
+webhook_outbox: Table = cast(Table, OutboxRow.__table__)

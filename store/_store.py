@@ -7,6 +7,7 @@ that lock, write the change and its audit event, and commit together.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -42,6 +43,7 @@ from principles import (
     validation_message,
 )
 from store import _amend, _audit, _engine, _integrity, _queries, _writes
+from store._hooks import HooksAPI
 from store._judging import JudgingAPI
 from store._reviewing import ReviewAPI
 from store._runs import RunsAPI
@@ -52,7 +54,7 @@ from store._users import UsersAPI
 DEFAULT = "default"
 
 
-class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI):
+class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.
@@ -169,10 +171,20 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI):
         """Newest first."""
         return self._read(lambda c: _queries.revision_list(c, self._cid(c, name), name, limit))
 
-    def revision(self, ref: int | str, name: str = DEFAULT) -> Revision:
+    def revision(
+        self, ref: int | str = "head", name: str = DEFAULT, *, as_of: datetime | None = None
+    ) -> Revision:
+        """Revision `ref` (a number, `head` or a label) or, with `as_of`, the newest made at
+        or before that time; without its principles (see `constitution`)."""
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidInput("--as-of needs a timezone (e.g. 2026-11-26T12:00:00Z)")
+
         def run(conn: Connection) -> Revision:
             cid = self._cid(conn, name)
-            number = _queries.resolve_revision(conn, cid, ref)
+            if as_of is not None:
+                number = _queries.revision_as_of(conn, cid, as_of)
+            else:
+                number = _queries.resolve_revision(conn, cid, ref)
             return _queries.to_revision(conn, name, _queries.revision_row(conn, cid, number))
 
         return self._read(run)
@@ -361,8 +373,15 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI):
 
     def verify(self, anchor: Anchor | None = None) -> VerifyReport:
         """Check the audit chain, every principle version and revision against their hashes
-        and each other, and the append-only triggers (see store/_integrity.py)."""
-        return self._read(lambda c: _integrity.verify(c, anchor))
+        and each other, and the append-only triggers (see store/_integrity.py).
+
+        A failed check also queues `audit.verify_failed` for subscribed webhooks, in its own
+        write after the read (best effort: a read-only database still gets its report)."""
+        report = self._read(lambda c: _integrity.verify(c, anchor))
+        if report.status in ("altered", "unprotected"):
+            with contextlib.suppress(_engine.DatabaseError):
+                self.notify_verify_failed(report)
+        return report
 
     def anchor(self) -> Anchor:
         return self._read(_audit.anchor)

@@ -5,7 +5,8 @@ digests (a token is shown once, when issued); every change to a user is an audit
 whose payload never holds a credential; checking a password for a missing user costs the
 same as for a real one, so timing does not reveal who exists. A new password, a revocation
 and disabling a user end that user's sign-in sessions in the same transaction; a disabled
-user is refused by password and by token alike.
+user is refused by password and by token alike. Each token carries a scope (`full` or
+`read`), fixed when issued; the web layer refuses a `read` token anything that changes state.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from principles import (
     InvalidInput,
     NotFound,
     Role,
+    TokenScope,
     User,
     UserKind,
     check_new_user,
     check_password,
+    check_token_scope,
     utcnow,
 )
 from store import _audit
@@ -88,6 +91,14 @@ def end_user_sessions(conn: Connection, user_id: int) -> int:
         .values(ended_at=utcnow())
     )
     return int(done.rowcount)
+
+
+@dataclass(frozen=True)
+class TokenAccess:
+    """Who a live API token belongs to, and what it may do (`read`: nothing that changes)."""
+
+    user: User
+    scope: TokenScope
 
 
 @dataclass(frozen=True)
@@ -201,8 +212,12 @@ class UsersAPI(StoreBase):
             )
         return _to_user(row)
 
-    def issue_token(self, name: str, actor: Actor = SYSTEM, label: str = "") -> str:
-        """A new API token for `name`; only its digest is kept, so show it now or never."""
+    def issue_token(
+        self, name: str, actor: Actor = SYSTEM, label: str = "", *, scope: TokenScope = "full"
+    ) -> str:
+        """A new API token for `name`; only its digest is kept, so show it now or never.
+        A `read` token reads (the constitution, the pages) and can change nothing."""
+        scope = check_token_scope(scope)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
 
         def run(conn: Connection) -> None:
@@ -213,6 +228,7 @@ class UsersAPI(StoreBase):
                     label=label[:100],
                     digest=token_digest(token),
                     created_at=utcnow(),
+                    scope=scope,
                 )
             ).inserted_primary_key
             assert tid is not None
@@ -221,7 +237,7 @@ class UsersAPI(StoreBase):
                 actor.ref,
                 "user.token.issue",
                 f"user:{name}",
-                {"token": tid[0], "label": label},
+                {"token": tid[0], "label": label, "scope": scope},
             )
 
         self._write(run)
@@ -274,11 +290,17 @@ class UsersAPI(StoreBase):
         return self._write(run)
 
     def user_for_token(self, token: str) -> User | None:
+        access = self.token_access(token)
+        return access.user if access is not None else None
+
+    def token_access(self, token: str) -> TokenAccess | None:
+        """The user and scope of a live token (not revoked, its user not disabled), or None;
+        one indexed query."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         row = self._read(
             lambda c: c.execute(
-                select(users)
+                select(users, api_tokens.c.scope.label("token_scope"))
                 .join(api_tokens, api_tokens.c.user_id == users.c.id)
                 .where(
                     api_tokens.c.digest == token_digest(token),
@@ -287,7 +309,9 @@ class UsersAPI(StoreBase):
                 )
             ).first()
         )
-        return _to_user(row) if row is not None else None
+        if row is None:
+            return None
+        return TokenAccess(user=_to_user(row), scope=check_token_scope(row.token_scope))
 
     def secret(self, name: str) -> str:
         """A random secret named `name`, generated on first use and the same ever after."""

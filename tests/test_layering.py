@@ -40,10 +40,12 @@ def test_imports_only_go_downward(layer: str) -> None:
 
 
 def test_importing_the_packages_never_loads_heavy_libraries() -> None:
-    """torch/transformers/xgrammar load only when a backend that needs them is used."""
+    """torch/transformers/xgrammar load only when a backend that needs them is used, and
+    OpenTelemetry only when a run is traced (so `charter --help` loads none of them)."""
     probe = (
         "import sys, agent, agent.models, store, principles, charter.cli\n"
-        "print([m for m in ('torch', 'transformers', 'xgrammar') if m in sys.modules])\n"
+        "heavy = ('torch', 'transformers', 'xgrammar', 'opentelemetry')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True

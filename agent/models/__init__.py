@@ -36,6 +36,7 @@ from agent.models._types import (
     GenerationParams,
     Role,
     ScoredPrompt,
+    TokenCounter,
     exposes_features,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "ScoredPrompt",
     "ScriptedBackend",
     "ScriptedCall",
+    "TokenCounter",
     "UnknownBackend",
     "backend_schemes",
     "cache_root",

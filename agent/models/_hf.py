@@ -147,6 +147,13 @@ class TransformersBackend:
         ids: list[int] = self.tokenizer(str(text), add_special_tokens=False)["input_ids"]
         return ids
 
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        """Tokens of `conversation` under the chat template, with the generation prompt."""
+        return len(self.encode(conversation))
+
+    def text_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def _encode_batch(
         self, conversations: Sequence[Conversation], shared_prefix: Conversation | None
     ) -> tuple[list[list[int]], int]:

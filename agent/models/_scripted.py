@@ -191,6 +191,13 @@ class ScriptedBackend:
         the request also uses (a deterministic stand-in for the model's figure)."""
         return [(self.relevance_fn or word_overlap)(q, a) for q, a in exchanges]
 
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        """The scripted "tokens": words, summed over the turns."""
+        return sum(self.text_tokens(m.content) for m in conversation)
+
+    def text_tokens(self, text: str) -> int:
+        return len(text.split())
+
     def _score_rows(
         self, full: list[list[ChatMessage]], options: Sequence[str]
     ) -> list[list[float]]:

@@ -140,6 +140,21 @@ class FeatureBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A backend that can say what a request and a reply cost it in tokens, without calling
+    the model (the usage figures of traces). Local models count with their tokenizer; the
+    scripted backend counts words."""
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        """Tokens the model reads for `conversation`, as it would be sent to it."""
+        ...
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of `text` on its own (a reply)."""
+        ...
+
+
 def exposes_features(backend: object) -> bool:
     """Whether `backend.score_with_features` works; a wrapper answers for what it wraps."""
     inner = getattr(backend, "wrapped", None)

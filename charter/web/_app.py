@@ -14,12 +14,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
-from charter.web import _actions, _labels, _login, _pages
+from charter.web import _actions, _api, _hooks, _labels, _login, _pages
 from charter.web._auth import LoginLimiter, LoginTokens
 from charter.web._charts import line_chart
 from charter.web._sources import EvidenceSource, ScoreSource, evidence_from_runs, run_scores
@@ -96,7 +97,14 @@ def create_app(
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         if wants_json(request):
-            return JSONResponse({"error": "sign in first", "code": "unauthenticated"}, 401)
+            return JSONResponse(
+                {
+                    "error": "sign in first, or send Authorization: Bearer <token>",
+                    "code": "unauthenticated",
+                },
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return web.render(
             request, "error.html", 401, title="Sign in first", message="Sign in first."
         )
@@ -117,6 +125,8 @@ def create_app(
         title = "Not found" if status == 404 else "Error"
         return web.render(request, "error.html", status, title=title, message=str(exc))
 
+    app.add_exception_handler(RequestValidationError, _api.invalid_request)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -126,5 +136,7 @@ def create_app(
     _pages.register(router, web)
     _actions.register(router, web)
     _labels.register(router, web)
+    _hooks.register(router, web)
     app.include_router(router)
+    app.include_router(_api.router())
     return app

@@ -9,7 +9,8 @@ Guarantees:
   (form field `csrf_token` or header `X-CSRF-Token`), an HMAC of the session id, so a token
   from any other session fails; compared in constant time.
 - The sign-in form has its own CSRF token (double submit, signed with the app's secret).
-- Scripts authenticate with `Authorization: Bearer <token>` (no cookie, so no CSRF).
+- Scripts authenticate with `Authorization: Bearer <token>` (no cookie, so no CSRF). A
+  `read`-scoped token is refused on every state-changing request (see `Web.signed_in`).
 - Failed sign-ins are limited per user name and per client address, counted in the
   database, so a lockout holds on every server that shares it.
 """
@@ -27,7 +28,7 @@ from typing import Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from principles import User, utcnow
+from principles import TokenScope, User, utcnow
 from store import Store
 
 SESSION_COOKIE = "charter_session"
@@ -43,6 +44,7 @@ class Principal:
     user: User
     via: Literal["session", "token"]
     csrf: str = ""
+    scope: TokenScope = "full"
 
 
 def csrf_for(session_id: str) -> str:

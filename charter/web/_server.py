@@ -1,4 +1,5 @@
-"""Running the review UI: where its session secret comes from, and uvicorn."""
+"""Running the review UI: where its session secret comes from, uvicorn, and the webhook
+dispatcher that runs beside it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def serve(
     """Serve the review UI until interrupted."""
     import uvicorn
 
+    from charter._hooks import Dispatcher
     from charter.web._app import create_app
 
     app = create_app(
@@ -36,4 +38,5 @@ def serve(
         constitution=constitution,
         secure_cookies=secure_cookies,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    with Dispatcher(store):  # webhook deliveries, beside the requests, never in their way
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

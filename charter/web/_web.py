@@ -6,7 +6,8 @@ so the package has no import cycle.
 
 Guarantees: a request's principal is looked up once (one indexed query for a session,
 one for an API token) and kept on the request; a state-changing request made with a
-session carries that session's own CSRF token, compared in constant time.
+session carries that session's own CSRF token, compared in constant time; a read-scoped
+token is refused (403) on any request but GET, HEAD and OPTIONS, whatever the route.
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ class BadCsrf(Exception):
     """A state-changing request without the session's CSRF token: 403."""
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ReadOnlyToken(Refused):
+    """A read-scoped API token on a request that could change something: 403."""
+
+    code = "read-only-token"
+
+    def __init__(self, user: str) -> None:
+        super().__init__(
+            f"a read-scoped token of {user} can change nothing: "
+            f"use a full token (charter users token {user})"
+        )
+        self.user = user
+
+
 def status_for(error: CharterError) -> int:
     for kind, status in (
         (NotFound, 404),
@@ -78,6 +95,8 @@ def status_for(error: CharterError) -> int:
 
 def wants_json(request: Request, me: Principal | None = None) -> bool:
     if me is not None and me.via == "token":
+        return True
+    if request.url.path.startswith("/api/"):
         return True
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         return True
@@ -114,8 +133,10 @@ class Web:
     def _look_up(self, request: Request) -> Principal | None:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            user = self.store.user_for_token(auth[7:].strip())
-            return Principal(user=user, via="token") if user else None
+            access = self.store.token_access(auth[7:].strip())
+            if access is None:
+                return None
+            return Principal(user=access.user, via="token", scope=access.scope)
         session = request.cookies.get(SESSION_COOKIE, "")
         user = self.store.session_user(session) if session else None
         if user is None:
@@ -123,9 +144,12 @@ class Web:
         return Principal(user=user, via="session", csrf=csrf_for(session))
 
     def signed_in(self, request: Request) -> Principal:
+        """The principal, who may make this request: a read-scoped token only reads."""
         me = self.principal(request)
         if me is None:
             raise NeedSignIn()
+        if me.scope != "full" and request.method not in SAFE_METHODS:
+            raise ReadOnlyToken(me.user.name)
         return me
 
     def guard(self, request: Request, form_token: str | None) -> Principal:

@@ -132,3 +132,15 @@ def test_scores_rank_an_obvious_answer(default_backend: Any) -> None:
     conv = [ChatMessage(role="user", content="What is the capital of France? Answer in one word.")]
     ((paris, rome),) = default_backend.score_options([conv], ["Paris", "Rome"])
     assert paris > rome
+
+
+def test_token_counts_for_traces_follow_the_chat_template_and_the_tokenizer(
+    default_backend: Any,
+) -> None:
+    from agent.models import TokenCounter
+
+    assert isinstance(default_backend, TokenCounter)
+    reply = "Paris is the capital of France."
+    assert 0 < default_backend.text_tokens(reply) < 20
+    prompt = PAIRS[0]
+    assert default_backend.prompt_tokens(prompt) > default_backend.text_tokens(prompt[0].content)
