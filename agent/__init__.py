@@ -18,10 +18,11 @@ from agent._judge import (
     shipped_calibration,
 )
 from agent._labels import LabelledPair, from_store, load_labels, parse_labels
-from agent._loop import AGENT, continue_run, start_run
+from agent._loop import continue_run, start_run
 from agent._presets import PRESETS, preset
 from agent._progress import NoProgress, Progress
 from agent._scripted_loop import loop_backend
+from agent._steps import AGENT
 from agent._summary import IterationSummary, RunSummary, summarize
 from agent._tasks import BUILTIN, load_tasks, parse_tasks
 from agent._traced import TracedBackend

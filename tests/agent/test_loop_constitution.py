@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent import loop_backend, start_run
-from agent._loop import AGENT, Loop, iteration_aggregate, step_critique
 from agent._progress import NoProgress
+from agent._steps import AGENT, Loop, iteration_aggregate, step_critique
 from principles import SYSTEM, Change, Principle, RunConfig, Seed, default_seed
 from store import Store
 

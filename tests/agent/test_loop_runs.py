@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from agent import continue_run, load_tasks, loop_backend, open_backend, start_run, summarize
-from agent._loop import AGENT, STEPS, Loop, step_answer, step_critique
 from agent._progress import NoProgress
+from agent._steps import AGENT, STEPS, Loop, step_answer, step_critique
 from agent.models import ScriptedBackend
 from principles import Conflict, ModelError, Policy, Run, RunConfig, Task, default_seed
 from store import Store
