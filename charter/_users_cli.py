@@ -55,8 +55,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-password", help="no password: sign in with a token only")
         ] = False,
         token: Annotated[bool, typer.Option("--token", help="also issue an API token")] = False,
+        scope: Annotated[
+            TokenScope,
+            typer.Option("--scope", help="the issued token's scope: full | read"),
+        ] = "full",
     ) -> None:
-        """Register a reviewer or admin (with a password) or the agent (with a token)."""
+        """Register a reviewer or admin (with a password) or the agent (with a token); an
+        application that only reads the constitution: `--agent --scope read`."""
         s = settings_of(ctx)
         kind: UserKind = "agent" if agent else "human"
         roles = cast("tuple[Role, ...]", tuple(dict.fromkeys(role or ())))
@@ -67,7 +72,11 @@ def register(app: typer.Typer) -> None:
             user = store.add_user(
                 name, kind=kind, roles=roles, password=password, actor=s.actor(store)
             )
-            issued = store.issue_token(name, s.actor(store), "cli") if (agent or token) else None
+            issued = (
+                store.issue_token(name, s.actor(store), "cli", scope=scope)
+                if (agent or token)
+                else None
+            )
         say(
             f"{user.kind} {user.name} added"
             + (f" as {', '.join(user.roles)}" if user.roles else "")

@@ -289,10 +289,6 @@ class UsersAPI(StoreBase):
 
         return self._write(run)
 
-    def user_for_token(self, token: str) -> User | None:
-        access = self.token_access(token)
-        return access.user if access is not None else None
-
     def token_access(self, token: str) -> TokenAccess | None:
         """The user and scope of a live token (not revoked, its user not disabled), or None;
         one indexed query."""

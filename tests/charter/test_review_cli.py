@@ -187,8 +187,8 @@ def test_users_and_the_agent_identity(cli: CLI) -> None:
     assert "user.create" in [e["action"] for e in events]
     token = cli("users", "token", "rita", "--label", "ci", user="rita")[1].strip()
     with Store(str(cli.db)) as store:
-        found = store.user_for_token(token)
-        assert found is not None and found.name == "rita"
+        found = store.token_access(token)
+        assert found is not None and found.user.name == "rita"
     assert "1 token(s) of rita revoked" in cli.ok("users", "revoke", "rita", user="rita")
     cli.ok("users", "passwd", "rita", "--password-stdin", stdin="a-new-password\n", user="rita")
     with Store(str(cli.db)) as store:

@@ -23,3 +23,12 @@ def test_users_token_refuses_an_unknown_scope_in_one_line(cli: CLI) -> None:
     code, out, err = cli("users", "token", "app", "--scope", "admin")
     assert code == 2 and not out.strip()
     assert "Traceback" not in err
+
+
+def test_an_application_registered_read_only_gets_only_a_read_token(cli: CLI) -> None:
+    code, out, err = cli("users", "add", "app", "--agent", "--scope", "read")
+    assert code == 0, err
+    token = out.strip()
+    with Store(str(cli.db)) as store:
+        found = store.token_access(token)
+    assert found is not None and found.user.kind == "agent" and found.scope == "read"

@@ -79,7 +79,7 @@ def test_a_disabled_user_signs_in_by_no_means_until_enabled(people: Store) -> No
     people.set_disabled("alice", True, CAROL)
     assert people.user("alice").disabled
     assert people.authenticate("alice", PASSWORD) is None
-    assert people.user_for_token(token) is None
+    assert people.token_access(token) is None
     with pytest.raises(InvalidInput, match="may not sign in"):
         people.start_session("alice", HOUR)
     with pytest.raises(InvalidInput, match="already disabled"):
@@ -87,7 +87,7 @@ def test_a_disabled_user_signs_in_by_no_means_until_enabled(people: Store) -> No
     enabled = people.set_disabled("alice", False, CAROL)
     assert not enabled.disabled and enabled.disabled_at is None
     assert people.authenticate("alice", PASSWORD) is not None
-    assert people.user_for_token(token) is not None
+    assert people.token_access(token) is not None
     assert [e.action for e in people.audit_log()][-2:] == ["user.disable", "user.enable"]
 
 

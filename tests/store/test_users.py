@@ -116,15 +116,15 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(store: Store) -> None:
     token = store.issue_token("charter-agent", CAROL, "loop")
     second = store.issue_token("charter-agent", CAROL)
     assert token.startswith("chr_") and token != second
-    found = store.user_for_token(token)
-    assert found is not None and found.name == "charter-agent"
-    assert store.user_for_token(token + "x") is None
-    assert store.user_for_token("not-a-token") is None
+    found = store.token_access(token)
+    assert found is not None and found.user.name == "charter-agent"
+    assert store.token_access(token + "x") is None
+    assert store.token_access("not-a-token") is None
     with store.engine.connect() as conn:
         digests = list(conn.scalars(sa.text("SELECT digest FROM api_tokens")))
     assert len(digests) == 2 and token not in digests
     assert store.revoke_access("charter-agent", CAROL).tokens == 2
-    assert store.user_for_token(token) is None and store.user_for_token(second) is None
+    assert store.token_access(token) is None and store.token_access(second) is None
     assert token not in " ".join(str(e.payload) for e in store.audit_log())
     assert actions(store)[-3:] == ["user.token.issue", "user.token.issue", "user.token.revoke"]
     with pytest.raises(NotFound):
