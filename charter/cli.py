@@ -74,7 +74,7 @@ def main() -> None:
     errors show click's usage and exit 2."""
     try:
         # Outside standalone mode click returns a `typer.Exit`'s code instead of exiting.
-        code = app(standalone_mode=False)
+        code = app(prog_name="charter", standalone_mode=False)
     except CharterError as exc:
         fail(str(exc))
         sys.exit(exit_code(exc))
