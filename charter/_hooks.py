@@ -3,12 +3,15 @@
 Guarantees: a delivery is sent only after the store has claimed it (so two dispatchers,
 in one process or many, never send one row at the same time), with a short timeout, and
 its outcome is recorded on the row: delivered on a 2xx answer, otherwise retried with
-exponential backoff and jitter until `max_attempts`, then failed. Delivery is at least
-once: a dispatcher killed between the receiver's answer and the record sends the row again,
-under the same `Charter-Delivery` id. Writers never wait on a receiver: they only write
-outbox rows, and the dispatcher holds the write lock only to claim and to record, never
-while a request is in flight. A background dispatcher never raises: a database or network
-error is logged and retried on its next round.
+exponential backoff and jitter until `max_attempts`, then failed. A round sends each
+hook's claimed rows in order, and different hooks' rows at the same time (at most
+`hooks_at_once` hooks at once), so an endpoint that hangs delays only its own deliveries
+within a round. Delivery is at least once: a dispatcher killed between the receiver's
+answer and the record sends the row again, under the same `Charter-Delivery` id. Writers
+never wait on a receiver: they only write outbox rows, and the dispatcher holds the write
+lock only to claim and to record, never while a request is in flight. A background
+dispatcher never raises: a database or network error is logged and retried on its next
+round.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,7 +36,8 @@ FINAL_WAIT_S = 2.0  # how long a command waits at its end for its last deliverie
 
 @dataclass(frozen=True)
 class HookSettings:
-    """How deliveries are sent: per-request timeout, backoff, attempts, polling."""
+    """How deliveries are sent: per-request timeout, backoff, attempts, polling, and how
+    many hooks a round sends to at once."""
 
     timeout_s: float = 5.0
     backoff_s: float = 1.0
@@ -40,6 +45,7 @@ class HookSettings:
     max_attempts: int = MAX_ATTEMPTS
     poll_s: float = 1.0
     batch: int = 20
+    hooks_at_once: int = 8
 
     @property
     def claim_s(self) -> float:
@@ -107,12 +113,37 @@ def client_for(settings: HookSettings) -> httpx.Client:
     return httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
 
 
-def deliver_due(store: Store, client: httpx.Client, settings: HookSettings) -> int:
-    """Claim one batch of due deliveries, send each and record the outcome; how many
-    were claimed (0: nothing is due)."""
-    claimed = store.claim_deliveries(limit=settings.batch, claim_s=settings.claim_s)
+def by_hook(claimed: list[ClaimedDelivery]) -> list[list[ClaimedDelivery]]:
+    """Claimed rows grouped by hook, each group in claim (oldest first) order."""
+    groups: dict[int, list[ClaimedDelivery]] = {}
     for item in claimed:
+        groups.setdefault(item.hook_id, []).append(item)
+    return list(groups.values())
+
+
+def _send_in_order(
+    store: Store, client: httpx.Client, rows: list[ClaimedDelivery], settings: HookSettings
+) -> None:
+    for item in rows:
         _record(store, item, send(client, item), settings, retry=True)
+
+
+def deliver_due(store: Store, client: httpx.Client, settings: HookSettings) -> int:
+    """Claim one batch of due deliveries, send them (one hook's in order, several hooks'
+    at once) and record each outcome as it comes; how many were claimed (0: nothing is
+    due). Returns once every claimed row is recorded; a recording error is raised after
+    the other hooks' rows are done."""
+    claimed = store.claim_deliveries(limit=settings.batch, claim_s=settings.claim_s)
+    groups = by_hook(claimed)
+    if len(groups) <= 1:
+        for rows in groups:
+            _send_in_order(store, client, rows, settings)
+        return len(claimed)
+    workers = max(1, min(settings.hooks_at_once, len(groups)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="charter-hook") as pool:
+        sent = [pool.submit(_send_in_order, store, client, rows, settings) for rows in groups]
+        for done in sent:
+            done.result()
     return len(claimed)
 
 

@@ -46,6 +46,7 @@ _ACTIONS: dict[str, HookEvent] = {
     "amendment.propose": "amendment.proposed",
     "amendment.applied": "amendment.applied",
     "label.set": "label.moved",
+    "label.delete": "label.moved",  # moved to nowhere: `to` is null
     "run.completed": "run.finished",
     "run.stopped": "run.finished",
     "run.failed": "run.finished",
@@ -99,7 +100,7 @@ def event_data(action: str, subject: str, payload: dict[str, Any]) -> dict[str, 
         }
     if action == "amendment.applied":
         return {"amendment": int(key), "revision": payload.get("applied_revision")}
-    if action == "label.set":
+    if action in ("label.set", "label.delete"):
         constitution, _, label = key.partition("/")
         return {
             "constitution": constitution,

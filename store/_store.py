@@ -290,12 +290,14 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
     def delete_label(self, label: str, actor: Actor, name: str = DEFAULT) -> None:
         def run(conn: Connection) -> None:
             cid = self._cid(conn, name)
-            gone = conn.execute(
-                delete(labels).where(labels.c.constitution_id == cid, labels.c.name == label)
-            )
+            where = (labels.c.constitution_id == cid, labels.c.name == label)
+            old = conn.scalar(select(labels.c.revision).where(*where))
+            gone = conn.execute(delete(labels).where(*where))
             if gone.rowcount != 1:
                 raise NotFound("label", label)
-            _audit.append(conn, actor.ref, "label.delete", f"label:{name}/{label}", {})
+            _audit.append(
+                conn, actor.ref, "label.delete", f"label:{name}/{label}", {"from": old, "to": None}
+            )
 
         self._write(run)
 

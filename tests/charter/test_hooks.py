@@ -8,10 +8,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from charter._hooks import Dispatcher, HookSettings, drain, ping, request_parts
+from charter._hooks import (
+    Dispatcher,
+    HookSettings,
+    client_for,
+    deliver_due,
+    drain,
+    ping,
+    request_parts,
+)
 from principles import HOOK_EVENTS, AmendmentDraft, sign, verify_signature
 from store import Store
 from tests.conftest import AGENT, ALICE, CAROL
@@ -135,6 +144,37 @@ def test_a_dead_endpoint_never_slows_a_proposal_or_a_decision(store: Store) -> N
         "pending",
         "timed out",
     )
+
+
+def test_a_hanging_endpoint_never_delays_another_hooks_deliveries(store: Store) -> None:
+    with receiver() as dead, receiver() as alive:
+        dead.sleep_s = 1.5  # past the sender's 1 s timeout, for every one of its rows
+        hung = store.add_hook(dead.url, ["label.moved"]).hook
+        healthy = store.add_hook(alive.url, ["label.moved"]).hook
+        for label in ("one", "two", "three"):
+            store.set_label(label, "head", CAROL)  # outbox: hung, healthy, hung, healthy, ...
+        settings = HookSettings(timeout_s=1.0, backoff_s=0.05, backoff_cap_s=0.05)
+        with client_for(settings) as client:
+            started = time.monotonic()
+            sender = threading.Thread(target=deliver_due, args=(store, client, settings))
+            sender.start()
+            arrived = alive.wait_for(3, timeout_s=10)
+            in_time = time.monotonic() - started
+            sender.join(10)
+        assert len(arrived) == 3 and in_time < 0.5  # half the hung hook's first timeout
+        waiting = store.deliveries(hook_id=hung.id)
+        assert [(d.status, d.attempts, d.last_error) for d in waiting] == [
+            ("pending", 1, "timed out")
+        ] * 3
+        assert {d.status for d in store.deliveries(hook_id=healthy.id)} == {"delivered"}
+        dead.sleep_s = 0.0  # the endpoint is back: its rows are retried, in order
+        dead.wait_for(3)  # the hung requests end (answered after the sender gave up)
+        assert drain(store, settings) == 3
+        retried = [r.delivery for r in dead.accepted()[3:]]
+    assert [(d.status, d.attempts) for d in store.deliveries(hook_id=hung.id)] == [
+        ("delivered", 2)
+    ] * 3
+    assert retried == sorted(retried, key=int) and len(retried) == 3
 
 
 def test_a_refused_connection_is_recorded_and_retried(store: Store) -> None:

@@ -65,6 +65,21 @@ def test_a_finished_run_is_one_event_and_its_steps_are_none(store: Store) -> Non
     ]
 
 
+def test_a_deleted_label_is_a_label_moved_event_to_nowhere(store: Store) -> None:
+    store.add_hook(URL, ["label.moved"])
+    store.set_label("staging", "head", CAROL)
+    store.delete_label("staging", CAROL)
+    moved, deleted = outbox(store)
+    assert (deleted.event, deleted.subject) == ("label.moved", "label:default/staging")
+    assert deleted.payload == {
+        "constitution": "default",
+        "label": "staging",
+        "from": moved.payload["to"],
+        "to": None,
+    }
+    assert store.audit_log()[-1].action == "label.delete"
+
+
 def test_a_rolled_back_change_leaves_no_delivery(store: Store) -> None:
     store.add_hook(URL, ["label.moved"])
 
