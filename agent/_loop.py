@@ -5,16 +5,21 @@ answer -> critique -> revise -> aggregate -> propose -> evaluate -> decide
 Each step records everything it produced together with its completion mark in one
 transaction, so a run killed at any point resumes at the first step without a mark; with a
 deterministic backend (or the LM-call cache) it ends in the same state as a run never
-interrupted. One process drives a run at a time: `continue_run` claims the run's lease.
+interrupted. One process drives a run at a time: `continue_run` claims the run's lease,
+keeps it alive with a heartbeat (agent/_heartbeat.py) and records every step under it; if
+another process takes the run over all the same, this one stops with `LeaseLost` at its next
+write, having written nothing beside the new holder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+from datetime import timedelta
 from typing import Any
 
 from agent._calibration import Calibrator
+from agent._heartbeat import Heartbeat
 from agent._judge import calibration_in_force, judge_model_id
 from agent._progress import NoProgress, Progress
 from agent._steps import AGENT, STEP_FUNCTIONS, Loop, stop_reason
@@ -23,9 +28,11 @@ from agent._traced import traced
 from agent._tracing import NoTracer, Tracer, run_attributes, step_attributes
 from agent.models import Backend
 from principles import (
+    LEASE_HEARTBEAT,
     STEPS,
     CharterError,
     InvalidInput,
+    LeaseLost,
     PolicyViolation,
     Run,
     RunConfig,
@@ -111,11 +118,15 @@ def continue_run(
     *,
     progress: Progress | None = None,
     tracer: Tracer | None = None,
+    heartbeat: timedelta = LEASE_HEARTBEAT,
 ) -> Run:
     """Run (or resume) every step not yet recorded, then close the run.
 
     The run is claimed first: while another live process executes it, this raises
-    `Conflict` and changes nothing. However this ends, the claim is given up.
+    `Conflict` and changes nothing. The claim's heartbeat is renewed every `heartbeat`
+    while the steps run. If the run is taken over nonetheless, the next write raises
+    `LeaseLost` and nothing more is written; otherwise, however this ends, the claim is
+    given up.
     With a `tracer`, the run is a `charter.run` span (ERROR if it fails) with a
     `charter.iteration` child per iteration that has steps left, a `charter.step.<name>`
     child per step it executes, and the model calls under the steps (agent/_traced.py).
@@ -123,7 +134,10 @@ def continue_run(
     tracer = tracer or NoTracer()
     lease = this_process()
     run = store.resume_run(run_id, AGENT, lease)
-    with tracer.span("charter.run", run_attributes(run)) as span:
+    with (
+        Heartbeat(store, run_id, lease, heartbeat),
+        tracer.span("charter.run", run_attributes(run)) as span,
+    ):
         loop = Loop(
             store,
             traced(backend, tracer),
@@ -131,6 +145,7 @@ def continue_run(
             progress or NoProgress(),
             calibrator=_pinned(store, run),
             tracer=tracer,
+            lease=lease,
         )
         done = _drive(loop, lease)
         span.set({"charter.run.status": done.status})
@@ -155,16 +170,19 @@ def _drive(loop: Loop, lease: RunLease) -> Run:
                     loop.run = store.run(run_id)
             reason = stop_reason(loop, iteration)
             if reason:
-                return store.finish_run(run_id, "stopped", reason, AGENT)
+                return store.finish_run(run_id, "stopped", reason, AGENT, lease=lease)
+    except LeaseLost:
+        raise  # the run is another process's now: leave it to that one
     except (CharterError, KeyboardInterrupt) as exc:
         # A model that failed or a person who pressed Ctrl-C: the run says so and stays
         # resumable (`charter run --resume`); a killed process leaves it "running".
         status: RunStatus = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-        store.finish_run(run_id, status, str(exc) or "interrupted", AGENT)
+        with contextlib.suppress(LeaseLost):
+            store.finish_run(run_id, status, str(exc) or "interrupted", AGENT, lease=lease)
         raise
     except BaseException:
         # A bug: the run stays `running` (resumable, like a killed one) and unclaimed.
         with contextlib.suppress(CharterError):
             store.release_run(run_id, lease)
         raise
-    return store.finish_run(run_id, "completed", "", AGENT)
+    return store.finish_run(run_id, "completed", "", AGENT, lease=lease)

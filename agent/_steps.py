@@ -34,6 +34,7 @@ from principles import (
     NewOutput,
     Run,
     RunConfig,
+    RunLease,
     StepName,
     Task,
     entrenched_touched,
@@ -55,6 +56,9 @@ class Loop:
     actor: Actor = AGENT
     calibrator: Calibrator | None = None
     tracer: Tracer = field(default_factory=NoTracer)
+    lease: RunLease | None = None
+    """The lease this process claimed (not `run.lease`, which names whoever holds it now):
+    every step is recorded under it, so a run taken over refuses this process's writes."""
 
     @property
     def config(self) -> RunConfig:
@@ -102,6 +106,7 @@ def step_answer(loop: Loop, iteration: int) -> None:
         iteration,
         "answer",
         loop.actor,
+        lease=loop.lease,
         outputs_=[
             NewOutput(key=t.id, task_id=t.id, purpose="answer", revision=head.revision, text=x)
             for t, x in zip(tasks, texts, strict=True)
@@ -142,6 +147,7 @@ def step_critique(loop: Loop, iteration: int) -> None:
         iteration,
         "critique",
         loop.actor,
+        lease=loop.lease,
         critiques_=[
             NewCritique(
                 output_id=o.id,
@@ -211,6 +217,7 @@ def step_revise(loop: Loop, iteration: int) -> None:
         iteration,
         "revise",
         loop.actor,
+        lease=loop.lease,
         outputs_=new,
         result={"revised": len(new), "critiques": [c.id for c in chosen]},
     )
@@ -233,6 +240,7 @@ def step_aggregate(loop: Loop, iteration: int) -> None:
         iteration,
         "aggregate",
         loop.actor,
+        lease=loop.lease,
         result={"aggregate": agg.model_dump(mode="json")},
     )
 
@@ -265,6 +273,7 @@ def step_propose(loop: Loop, iteration: int) -> None:
         iteration,
         "propose",
         loop.actor,
+        lease=loop.lease,
         proposals=found.drafts,
         result={
             "head": head.revision,
@@ -312,6 +321,7 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
         iteration,
         "evaluate",
         loop.actor,
+        lease=loop.lease,
         outputs_=result.outputs,
         critiques_=result.critiques,
         evaluations=result.evaluations,
@@ -384,6 +394,7 @@ def step_decide(loop: Loop, iteration: int) -> None:
         iteration,
         "decide",
         loop.actor,
+        lease=loop.lease,
         decisions=decisions,
         result={"queued": queued, "held": held, "mode": loop.config.mode},
     )

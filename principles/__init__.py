@@ -22,6 +22,7 @@ from principles._errors import (
     InvalidAmendment,
     InvalidInput,
     InvalidPrinciple,
+    LeaseLost,
     MalformedReply,
     ModelError,
     NotFound,
@@ -107,6 +108,7 @@ from principles._review import (
     review_state,
 )
 from principles._runs import (
+    LEASE_HEARTBEAT,
     LEASE_TTL,
     STEPS,
     Aggregate,
@@ -182,6 +184,7 @@ __all__ = [
     "GENESIS",
     "HOOK_EVENTS",
     "JUDGMENTS",
+    "LEASE_HEARTBEAT",
     "LEASE_TTL",
     "MAX_ATTEMPTS",
     "MAX_LABEL_NOTE",
@@ -232,6 +235,7 @@ __all__ = [
     "Judgment",
     "Label",
     "LabelSource",
+    "LeaseLost",
     "Line",
     "MalformedReply",
     "ModelError",

@@ -87,6 +87,19 @@ class StaleAmendment(Conflict):
         self.principles = principles
 
 
+class LeaseLost(Conflict):
+    """A process wrote to a run whose lease it no longer holds: another process took the run
+    over (its heartbeat had gone quiet) or it was released. The writer must stop."""
+
+    code = "lease-lost"
+
+    def __init__(self, run_id: int, holder: str | None) -> None:
+        by = f"taken over by {holder}" if holder else "released"
+        super().__init__(f"run {run_id} was {by}: this process stops")
+        self.run_id = run_id
+        self.holder = holder
+
+
 class ModelError(CharterError):
     """A model backend failed: unreachable, misconfigured, or replied with something unusable."""
 

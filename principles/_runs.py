@@ -123,6 +123,10 @@ class RunConfig(_Frozen):
 LEASE_TTL = timedelta(minutes=30)
 """How long a run's lease held on another machine outlives its last heartbeat."""
 
+LEASE_HEARTBEAT = LEASE_TTL / 6
+"""How often a process executing a run renews its lease's heartbeat (well inside the TTL, so
+a missed beat or two never lets another machine take a live run over)."""
+
 
 class RunLease(_Frozen):
     """The one process executing a run: its host, pid and a token unique to its claim.

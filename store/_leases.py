@@ -5,6 +5,11 @@ PostgreSQL's advisory write lock), so two claims never both succeed. A live leas
 refused with `Conflict` and nothing changes; a stale one (its process gone, or on another
 machine its heartbeat quiet for longer than `LEASE_TTL`) is taken over, so a run whose
 process was killed stays resumable. Finishing a run releases its lease.
+
+The run's `updated_at` is the heartbeat: recording a step bumps it, and so does `renew`,
+which the holder calls while a long step runs. Only the holder writes: a step, a finish or
+a renewal under a lease that is no longer the run's raises `LeaseLost` and writes nothing,
+so a process whose run was taken over stops instead of writing beside the new holder.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from principles import Conflict, RunLease, lease_is_stale, utcnow
+from principles import Conflict, LeaseLost, NotFound, RunLease, lease_is_stale, utcnow
 from store._schema import runs
 
 _LEASE_COLS = (runs.c.lease_token, runs.c.lease_host, runs.c.lease_pid, runs.c.lease_since)
@@ -83,3 +88,34 @@ def release(conn: Connection, run_id: int, token: str | None = None) -> None:
     if token is not None:
         query = query.where(runs.c.lease_token == token)
     conn.execute(query.values(lease_token=None, lease_host=None, lease_pid=None, lease_since=None))
+
+
+def hold(conn: Connection, run_id: int, lease: RunLease | None) -> None:
+    """Refuse unless `lease` is the run's lease now (`None`: unless the run has no lease).
+
+    Call it inside the write transaction that it guards: claims serialise with it there.
+    """
+    row = conn.execute(select(*_LEASE_COLS).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("run", run_id)
+    held = lease_of(row)
+    if lease is None:
+        if held is not None:
+            raise Conflict(
+                f"run {run_id} is being executed by {held.describe()}: only that process "
+                "may write to it"
+            )
+    elif held is None or held.token != lease.token:
+        raise LeaseLost(run_id, held.describe() if held is not None else None)
+
+
+def renew(conn: Connection, run_id: int, lease: RunLease, now: datetime | None = None) -> datetime:
+    """Bump the run's heartbeat for `lease`, which must still be the run's lease."""
+    hold(conn, run_id, lease)
+    now = now or utcnow()
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.lease_token == lease.token)
+        .values(updated_at=now)
+    )
+    return now

@@ -3,7 +3,8 @@
 `record_step` is the loop's only write: a step's outputs, critiques, proposed amendments,
 evaluations and decisions, and the mark that the step is done, commit in one transaction.
 A run killed at any point therefore resumes at the first unmarked step with nothing lost and
-nothing written twice.
+nothing written twice. Steps, finishes and heartbeats are written only by the run's lease
+holder (store/_leases.py): a process whose run was taken over writes nothing more.
 """
 
 from __future__ import annotations
@@ -249,13 +250,19 @@ class RunsAPI(StoreBase):
         evaluations: dict[int, Evaluation] | None = None,
         decisions: Sequence[StepDecision] = (),
         result: dict[str, Any] | None = None,
+        lease: RunLease | None = None,
     ) -> StepRecord:
-        """Write everything a step produced and mark it done, in one transaction."""
+        """Write everything a step produced and mark it done, in one transaction.
+
+        `lease` must be the run's lease (`None`: the run has none); otherwise this raises
+        `LeaseLost` (or `Conflict`) and writes nothing.
+        """
 
         def run(conn: Connection) -> StepRecord:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
             if row is None:
                 raise NotFound("run", run_id)
+            _leases.hold(conn, run_id, lease)
             if row.status != "running":
                 raise Conflict(f"run {run_id} is {row.status}")
             done = conn.scalar(
@@ -322,9 +329,21 @@ class RunsAPI(StoreBase):
         record: StepRecord = self._write(run)
         return record
 
-    def finish_run(self, run_id: int, status: RunStatus, reason: str, actor: Actor) -> Run:
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        reason: str,
+        actor: Actor,
+        *,
+        lease: RunLease | None = None,
+    ) -> Run:
+        """End the run with `status` and release its lease; only `lease`'s holder may (as in
+        `record_step`)."""
+
         def run(conn: Connection) -> Run:
             current = _run(conn, run_id)
+            _leases.hold(conn, run_id, lease)
             if current.status != "running":
                 raise Conflict(f"run {run_id} is already {current.status}")
             conn.execute(
@@ -364,6 +383,12 @@ class RunsAPI(StoreBase):
 
         result: Run = self._write(run)
         return result
+
+    def renew_lease(self, run_id: int, lease: RunLease) -> None:
+        """Refresh the run's heartbeat for `lease`, so that another machine cannot take a
+        live run over; a lease that is no longer the run's raises `LeaseLost`, changing
+        nothing."""
+        self._write(lambda conn: _leases.renew(conn, run_id, lease))
 
     def release_run(self, run_id: int, lease: RunLease) -> None:
         """Give up `lease` on a run that stays as it is (a process that stops executing it

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from agent import continue_run, load_tasks, loop_backend, open_backend, start_run, summarize
 from agent._progress import NoProgress
 from agent._steps import AGENT, STEPS, Loop, step_answer, step_critique
 from agent.models import ScriptedBackend
-from principles import Conflict, ModelError, Policy, Run, RunConfig, Task, default_seed
+from principles import (
+    LEASE_TTL,
+    Conflict,
+    ModelError,
+    Policy,
+    Run,
+    RunConfig,
+    RunLease,
+    Task,
+    default_seed,
+    utcnow,
+)
 from store import Store
 
 ENTRENCHED = {"honesty", "harm-avoidance", "transparency-ai"}
@@ -335,3 +350,94 @@ def test_a_run_interrupted_by_an_unexpected_error_can_be_resumed_by_the_same_pro
     interrupted = store.runs()[0]
     assert interrupted.status == "running" and interrupted.lease is None
     assert continue_run(store, loop_backend(), interrupted.id).status == "completed"
+
+
+class Gated:
+    """A run whose first model call waits until the test lets it go: a long step."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.db = str(tmp_path / "c.db")
+        with Store(self.db) as s:
+            s.init(default_seed())
+            tasks = load_tasks("builtin")
+            split = [(t, "train") for t in tasks[:6]] + [(t, "heldout") for t in tasks[6:9]]
+            self.run_id = s.create_run(config(iterations=1), split, AGENT).id
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.backend = loop_backend()
+        generate = self.backend.generate
+
+        def gated(*args: Any, **kw: Any) -> list[str]:
+            self.entered.set()
+            self.release.wait(timeout=60)
+            return generate(*args, **kw)
+
+        self.backend.generate = gated  # type: ignore[method-assign]
+        self.outcome: list[Run | BaseException] = []
+
+    def start(self, **kw: Any) -> threading.Thread:
+        def first() -> None:
+            with Store(self.db) as s:
+                try:
+                    self.outcome.append(continue_run(s, self.backend, self.run_id, **kw))
+                except Exception as exc:
+                    self.outcome.append(exc)
+
+        worker = threading.Thread(target=first)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not self.entered.wait(timeout=0.05):
+            assert worker.is_alive() and time.monotonic() < deadline, self.outcome
+        return worker
+
+
+def backdate_heartbeat(s: Store, run_id: int) -> datetime:
+    quiet = utcnow() - LEASE_TTL - timedelta(minutes=1)
+    with s.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE runs SET updated_at = :t WHERE id = :r"), {"t": quiet, "r": run_id}
+        )
+    return quiet
+
+
+def test_a_run_taken_over_during_a_long_step_stops_its_first_process_writing_nothing(
+    tmp_path: Path,
+) -> None:
+    """A step outlives the lease's TTL (no heartbeat), another machine takes the run over:
+    the first process's step is refused when it ends, and the run is the new holder's."""
+    run = Gated(tmp_path)
+    worker = run.start(heartbeat=timedelta(hours=1))
+    try:
+        with Store(run.db) as s:
+            backdate_heartbeat(s, run.run_id)
+            other = RunLease(token=uuid.uuid4().hex, host="elsewhere", pid=1, since=utcnow())
+            taken = s.resume_run(run.run_id, AGENT, other)
+            before = (taken, s.outputs(run.run_id), len(s.audit_log(limit=None)))
+    finally:
+        run.release.set()
+        worker.join(timeout=120)
+    [stopped] = run.outcome
+    assert isinstance(stopped, Conflict)
+    assert str(stopped).startswith(f"run {run.run_id} was taken over by pid 1 on elsewhere")
+    assert str(stopped).endswith(": this process stops")
+    with Store(run.db) as s:
+        after = (s.run(run.run_id), s.outputs(run.run_id), len(s.audit_log(limit=None)))
+    assert after == before and after[0].lease == other and after[0].steps_done == ()
+
+
+def test_a_heartbeat_keeps_a_long_step_s_lease_alive_past_the_ttl(tmp_path: Path) -> None:
+    run = Gated(tmp_path)
+    worker = run.start(heartbeat=timedelta(milliseconds=20))
+    try:
+        with Store(run.db) as s:
+            quiet = backdate_heartbeat(s, run.run_id)
+            deadline = time.monotonic() + 30
+            while s.run(run.run_id).updated_at <= quiet and time.monotonic() < deadline:
+                time.sleep(0.01)
+            other = RunLease(token=uuid.uuid4().hex, host="elsewhere", pid=1, since=utcnow())
+            with pytest.raises(Conflict, match=rf"run {run.run_id} is already being resumed"):
+                s.resume_run(run.run_id, AGENT, other)
+    finally:
+        run.release.set()
+        worker.join(timeout=120)
+    [done] = run.outcome
+    assert isinstance(done, Run) and done.status == "completed" and done.lease is None

@@ -12,7 +12,16 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from principles import LEASE_TTL, Conflict, RunConfig, RunLease, Task, default_seed, utcnow
+from principles import (
+    LEASE_TTL,
+    Conflict,
+    NewOutput,
+    RunConfig,
+    RunLease,
+    Task,
+    default_seed,
+    utcnow,
+)
 from store import Store
 from tests.conftest import AGENT
 
@@ -72,8 +81,9 @@ def test_a_lease_held_on_another_machine_expires_when_its_heartbeat_goes_quiet(
 
 def test_finishing_a_run_releases_its_lease(store: Store) -> None:
     run_id = new_run(store)
-    store.resume_run(run_id, AGENT, lease(pid=1))
-    assert store.finish_run(run_id, "stopped", "enough", AGENT).lease is None
+    held = lease(pid=1)
+    store.resume_run(run_id, AGENT, held)
+    assert store.finish_run(run_id, "stopped", "enough", AGENT, lease=held).lease is None
     resumed = store.resume_run(run_id, AGENT, lease(pid=1))
     assert resumed.status == "running" and resumed.lease is not None
 
@@ -100,3 +110,76 @@ def test_of_many_concurrent_claims_exactly_one_wins(db_url: str) -> None:
     for t in threads:
         t.join(timeout=60)
     assert sorted(outcomes) == ["refused"] * 5 + ["won"]
+
+
+def backdate_heartbeat(store: Store, run_id: int) -> None:
+    """Make the run's heartbeat older than LEASE_TTL, as if its process had gone quiet."""
+    with store.engine.begin() as conn:
+        quiet = utcnow() - LEASE_TTL - timedelta(minutes=1)
+        conn.execute(
+            sa.text("UPDATE runs SET updated_at = :t WHERE id = :r"), {"t": quiet, "r": run_id}
+        )
+
+
+def taken_over(store: Store, run_id: int) -> tuple[RunLease, RunLease]:
+    """A run claimed from another machine, whose heartbeat went quiet and which this machine
+    then took over: (the old lease, the new one)."""
+    old, new = lease(pid=1, host="elsewhere"), lease(pid=1)
+    store.resume_run(run_id, AGENT, old)
+    backdate_heartbeat(store, run_id)
+    store.resume_run(run_id, AGENT, new)
+    return old, new
+
+
+def answer(text: str = "an answer") -> list[NewOutput]:
+    return [NewOutput(key="o", task_id="a", purpose="answer", revision=1, text=text)]
+
+
+def test_a_process_whose_lease_was_taken_over_can_neither_record_a_step_nor_finish_the_run(
+    store: Store,
+) -> None:
+    run_id = new_run(store)
+    old, new = taken_over(store, run_id)
+    before = (store.run(run_id), store.outputs(run_id), len(store.audit_log(limit=None)))
+    message = rf"^run {run_id} was taken over by pid 1 on {HERE} since .* UTC: this process stops$"
+    with pytest.raises(Conflict, match=message):
+        store.record_step(run_id, 1, "answer", AGENT, outputs_=answer(), lease=old)
+    with pytest.raises(Conflict, match=message):
+        store.finish_run(run_id, "failed", "the model went away", AGENT, lease=old)
+    assert (store.run(run_id), store.outputs(run_id), len(store.audit_log(limit=None))) == before
+    store.record_step(run_id, 1, "answer", AGENT, outputs_=answer(), lease=new)
+    assert store.finish_run(run_id, "completed", "", AGENT, lease=new).steps_done == (
+        (1, "answer"),
+    )
+
+
+def test_a_step_recorded_without_the_lease_of_a_leased_run_is_refused(store: Store) -> None:
+    run_id = new_run(store)
+    holder = lease(pid=1)
+    store.resume_run(run_id, AGENT, holder)
+    with pytest.raises(Conflict, match=rf"run {run_id} is being executed by pid 1 on {HERE}"):
+        store.record_step(run_id, 1, "answer", AGENT, outputs_=answer())
+    with pytest.raises(Conflict, match=rf"run {run_id} is being executed by pid 1 on {HERE}"):
+        store.finish_run(run_id, "stopped", "enough", AGENT)
+    assert store.outputs(run_id) == [] and store.run(run_id).lease == holder
+
+
+def test_renewing_a_lease_keeps_another_machine_from_taking_it_over(store: Store) -> None:
+    run_id = new_run(store)
+    held = lease(pid=1, host="elsewhere")
+    store.resume_run(run_id, AGENT, held)
+    backdate_heartbeat(store, run_id)
+    store.renew_lease(run_id, held)
+    assert utcnow() - store.run(run_id).updated_at < timedelta(minutes=1)
+    with pytest.raises(Conflict, match=r"already being resumed .* on elsewhere"):
+        store.resume_run(run_id, AGENT, lease(pid=1))
+    assert store.run(run_id).lease == held
+
+
+def test_a_lease_that_was_taken_over_cannot_be_renewed(store: Store) -> None:
+    run_id = new_run(store)
+    old, new = taken_over(store, run_id)
+    before = store.run(run_id)
+    with pytest.raises(Conflict, match=rf"run {run_id} was taken over by pid 1 on {HERE}"):
+        store.renew_lease(run_id, old)
+    assert store.run(run_id) == before and before.lease == new
