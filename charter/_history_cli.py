@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from charter._output import diff_text, emit_json, out, say, table
+from charter._output import diff_text, emit_json, moment, out, say, table
 from charter._refs import parse_ref, parse_time
 from charter._settings import settings_of
 from principles import (
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
                 (
                     v.number,
                     v.revision,
-                    f"{v.created_at:%Y-%m-%d %H:%M:%S}",
+                    moment(v.created_at),
                     v.author,
                     v.amendment_id,
                     v.hash[:12],
@@ -251,7 +251,7 @@ def register(app: typer.Typer) -> None:
             [
                 (
                     r.number,
-                    f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                    moment(r.created_at),
                     r.author,
                     r.amendment_id,
                     r.message,
@@ -342,7 +342,7 @@ def register(app: typer.Typer) -> None:
         table(
             "labels",
             ["label", "revision", "moved (UTC)"],
-            [(x.name, x.revision, f"{x.updated_at:%Y-%m-%d %H:%M:%S}") for x in found],
+            [(x.name, x.revision, moment(x.updated_at)) for x in found],
         )
 
     @labels_app.command("set")
@@ -388,10 +388,7 @@ def register(app: typer.Typer) -> None:
         table(
             "audit log",
             ["seq", "at (UTC)", "actor", "action", "subject", "hash"],
-            [
-                (e.seq, f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, e.hash[:12])
-                for e in events
-            ],
+            [(e.seq, moment(e.at), e.actor, e.action, e.subject, e.hash[:12]) for e in events],
         )
 
     @audit_app.command("anchor")

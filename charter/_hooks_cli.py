@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from charter._output import emit_json, fail, say, table
+from charter._output import emit_json, fail, moment, say, table
 from charter._settings import settings_of
-from principles import HOOK_EVENTS, Delivery, InvalidInput
+from principles import HOOK_EVENTS, InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -32,10 +32,6 @@ def read_secret() -> str:
     if not line:
         raise InvalidInput("no secret on standard input")
     return line
-
-
-def _when(d: Delivery) -> str:
-    return f"{d.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 @hooks_app.command("add")
@@ -82,8 +78,8 @@ def hooks_list(
                 h.url,
                 ", ".join(h.events),
                 h.created_by,
-                f"{h.created_at:%Y-%m-%d %H:%M:%S}",
-                f"{h.removed_at:%Y-%m-%d %H:%M:%S}" if h.removed_at else "",
+                moment(h.created_at),
+                moment(h.removed_at),
             )
             for h in found
         ],
@@ -143,7 +139,7 @@ def hooks_log(
                 d.attempts,
                 d.last_status or "",
                 d.last_error,
-                _when(d),
+                moment(d.created_at),
             )
             for d in found
         ],

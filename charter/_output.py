@@ -66,6 +66,11 @@ def _cell(value: object) -> Text:
     return Text(visible("" if value is None else str(value)))
 
 
+def moment(value: datetime | None) -> str:
+    """A UTC time as a table shows it (to the second); empty for none."""
+    return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     t = Table(title=_cell(title) if title else None, show_lines=False, header_style="bold")
     for c in columns:

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from charter._output import emit_json, err, say, table
+from charter._output import emit_json, err, moment, say, table
 from charter._settings import settings_of
 from principles import GateRule, InvalidInput, RunConfig, validation_message
 
@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
                     r.config.model,
                     r.config.iterations,
                     len(r.steps_done),
-                    f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                    moment(r.created_at),
                 )
                 for r in found
             ],

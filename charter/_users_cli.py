@@ -12,7 +12,7 @@ from typing import Annotated, cast
 
 import typer
 
-from charter._output import emit_json, say, table
+from charter._output import emit_json, moment, say, table
 from charter._settings import settings_of
 from principles import InvalidInput, Role, TokenScope, UserKind
 
@@ -103,8 +103,8 @@ def register(app: typer.Typer) -> None:
                     u.kind,
                     ", ".join(u.roles),
                     "yes" if u.has_password else "",
-                    f"{u.created_at:%Y-%m-%d %H:%M:%S}",
-                    f"{u.disabled_at:%Y-%m-%d %H:%M:%S}" if u.disabled_at else "",
+                    moment(u.created_at),
+                    moment(u.disabled_at),
                 )
                 for u in found
             ],
