@@ -130,15 +130,11 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
         self, name: str = DEFAULT, *, at: int | str | None = None, as_of: datetime | None = None
     ) -> Constitution:
         """The constitution at revision/label `at`, as of time `as_of`, or at the head."""
-        if as_of is not None and as_of.tzinfo is None:
-            raise InvalidInput("--as-of needs a timezone (e.g. 2026-11-26T12:00:00Z)")
+        _check_as_of(as_of)
 
         def run(conn: Connection) -> Constitution:
             cid = self._cid(conn, name)
-            if as_of is not None:
-                number = _queries.revision_as_of(conn, cid, as_of)
-            else:
-                number = _queries.resolve_revision(conn, cid, "head" if at is None else at)
+            number = _pick_revision(conn, cid, "head" if at is None else at, as_of)
             return _queries.snapshot(conn, cid, name, number)
 
         return self._read(run)
@@ -176,15 +172,11 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
     ) -> Revision:
         """Revision `ref` (a number, `head` or a label) or, with `as_of`, the newest made at
         or before that time; without its principles (see `constitution`)."""
-        if as_of is not None and as_of.tzinfo is None:
-            raise InvalidInput("--as-of needs a timezone (e.g. 2026-11-26T12:00:00Z)")
+        _check_as_of(as_of)
 
         def run(conn: Connection) -> Revision:
             cid = self._cid(conn, name)
-            if as_of is not None:
-                number = _queries.revision_as_of(conn, cid, as_of)
-            else:
-                number = _queries.resolve_revision(conn, cid, ref)
+            number = _pick_revision(conn, cid, ref, as_of)
             return _queries.to_revision(conn, name, _queries.revision_row(conn, cid, number))
 
         return self._read(run)
@@ -401,3 +393,15 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
             )
 
         self._write(run)
+
+
+def _check_as_of(as_of: datetime | None) -> None:
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("--as-of needs a timezone (e.g. 2026-11-26T12:00:00Z)")
+
+
+def _pick_revision(conn: Connection, cid: int, ref: int | str, as_of: datetime | None) -> int:
+    """The revision number at `ref` (a number, `head` or a label), or as of a time."""
+    if as_of is not None:
+        return _queries.revision_as_of(conn, cid, as_of)
+    return _queries.resolve_revision(conn, cid, ref)
