@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
 from store import Store
-from tests.charter.test_cli import CLI
+from tests.charter.test_cli import CLI, cli
 from tests.conftest import CAROL
 from tests.receiver import receiver
 
-
-@pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    c = CLI(tmp_path / "charter.db", capsys)
-    c.ok("init")
-    return c
+__all__ = ["cli"]  # the CLI on a fresh database (tests/charter/test_cli.py)
 
 
 def test_add_list_log_and_remove_a_hook(cli: CLI) -> None:
