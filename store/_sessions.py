@@ -16,7 +16,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from principles import InvalidInput, User, utcnow
 from store import _audit
 from store._base import StoreBase
 from store._schema import login_failures, sessions, users
-from store._users import _to_user
+from store._users import _to_user, secret_digest
 
 MAX_KEY = 128
 
@@ -40,10 +39,6 @@ class NewSession:
     id: str
     user: User
     expires_at: datetime
-
-
-def session_digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 class SessionsAPI(StoreBase):
@@ -67,7 +62,7 @@ class SessionsAPI(StoreBase):
             expires = now + lifetime
             key = conn.execute(
                 insert(sessions).values(
-                    digest=session_digest(session_id),
+                    digest=secret_digest(session_id),
                     user_id=row.id,
                     created_at=now,
                     expires_at=expires,
@@ -95,7 +90,7 @@ class SessionsAPI(StoreBase):
             select(users)
             .join(sessions, sessions.c.user_id == users.c.id)
             .where(
-                sessions.c.digest == session_digest(session_id),
+                sessions.c.digest == secret_digest(session_id),
                 sessions.c.ended_at.is_(None),
                 sessions.c.expires_at > at,
                 users.c.kind == "human",
@@ -118,7 +113,7 @@ class SessionsAPI(StoreBase):
                 select(users, sessions.c.id.label("session_id"))
                 .join(sessions, sessions.c.user_id == users.c.id)
                 .where(
-                    sessions.c.digest == session_digest(session_id),
+                    sessions.c.digest == secret_digest(session_id),
                     sessions.c.ended_at.is_(None),
                 )
             ).first()

@@ -66,8 +66,9 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def secret_digest(secret: str) -> str:
+    """What the database keeps of a bearer secret (an API token, a session id): its SHA-256."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _to_user(row: Row[Any]) -> User:
@@ -226,7 +227,7 @@ class UsersAPI(StoreBase):
                 insert(api_tokens).values(
                     user_id=row.id,
                     label=label[:100],
-                    digest=token_digest(token),
+                    digest=secret_digest(token),
                     created_at=utcnow(),
                     scope=scope,
                 )
@@ -299,7 +300,7 @@ class UsersAPI(StoreBase):
                 select(users, api_tokens.c.scope.label("token_scope"))
                 .join(api_tokens, api_tokens.c.user_id == users.c.id)
                 .where(
-                    api_tokens.c.digest == token_digest(token),
+                    api_tokens.c.digest == secret_digest(token),
                     api_tokens.c.revoked_at.is_(None),
                     users.c.disabled_at.is_(None),
                 )
