@@ -103,6 +103,12 @@ class Actor(_Frozen):
         """The stable text form `kind:name` used in audit events and reviews."""
         return f"{self.kind}:{self.name}"
 
+    @property
+    def administers(self) -> bool:
+        """The system, or a person with the admin role: who may change the database's
+        set-up (direct commits, webhooks)."""
+        return self.kind == "system" or (self.kind == "human" and "admin" in self.roles)
+
     @classmethod
     def parse(cls, ref: str) -> Actor:
         """The actor of a stored `kind:name` ref (one stored before names were checked for

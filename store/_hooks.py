@@ -75,7 +75,7 @@ def _hook_row(conn: Connection, hook_id: int) -> Row[Any]:
 
 def _check_manager(conn: Connection, actor: Actor) -> None:
     """Hooks send the database's events elsewhere: an admin's decision."""
-    if actor.kind == "system" or (actor.kind == "human" and "admin" in actor.roles):
+    if actor.administers:
         return
     if actor.kind == "human":
         people = conn.scalar(select(func.count()).select_from(users).where(users.c.kind == "human"))

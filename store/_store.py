@@ -196,7 +196,7 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
         self, changes: list[Change], author: Actor, message: str, name: str = DEFAULT
     ) -> Revision:
         """Commit changes without an amendment: only the system or a human admin may."""
-        if not (author.kind == "system" or (author.kind == "human" and "admin" in author.roles)):
+        if not author.administers:
             raise PolicyViolation("direct commits need the system or a human admin")
 
         def run(conn: Connection) -> Revision:
