@@ -5,7 +5,8 @@
 Runs the preset (the one `make demo` runs) on a new SQLite file with the LM-call cache off,
 times every model call, and prints: model load time, the run's wall time, the time inside
 model calls, the share outside them (target < 5 %), the time per step, and the demo's wall
-time (database, model load and run; target: the whole `make demo` under 15 minutes).
+time (database, model load and run; targets: the preset's run at or under 90 s on a quiet
+2-core machine, the whole `make demo` under 15 minutes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from principles import default_seed  # noqa: E402
 from store import Store  # noqa: E402
 
 OUTSIDE_TARGET = 0.05
+RUN_TARGET_S = 90.0  # the demo preset's run on a quiet 2-core machine
 DEMO_TARGET_S = 15 * 60
 
 
@@ -99,7 +101,7 @@ def main() -> int:
     print("-" * 82)
     rows = [
         ("model load", f"{load_s:.2f} s", "-", None),
-        ("run wall time", f"{run_s:.1f} s", "-", None),
+        ("run wall time", f"{run_s:.1f} s", f"<= {RUN_TARGET_S:.0f} s", run_s / RUN_TARGET_S),
         ("inside model calls", f"{inside:.1f} s", "-", None),
         ("outside model calls", f"{outside:.2f} s", "-", None),
         (
@@ -116,7 +118,7 @@ def main() -> int:
         ),
     ]
     for label, value, target, ratio in rows:
-        verdict = "-" if ratio is None else ("PASS" if ratio < 1 else "MISS")
+        verdict = "-" if ratio is None else ("PASS" if ratio <= 1 else "MISS")
         r = "-" if ratio is None else f"{ratio:.2f}"
         print(f"{label:<42}{value:>12}{target:>12}{r:>8}  {verdict}")
     print()

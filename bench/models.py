@@ -1,15 +1,20 @@
 """Model-layer figures for the embedded default model on this machine's CPU.
 
-Run: .venv/bin/python bench/models.py   (offline; converts the default model first if needed)
+Run: .venv/bin/python bench/models.py [--json] [--skip-generation]
+(offline; converts the default model first if needed)
 
-Prints: load time from the safetensors cache; greedy decode tokens/s at batch 1 and 8;
-time to first token with an ~800-token constitution prefix, with and without the prefix
-key/value cache; critique throughput for 16 outputs x 10 principles, batched prefix-cached
-option scoring versus generating a short verdict per pair; peak RSS.
+Prints: load time from the safetensors cache; greedy decode tokens/s at batch 1 and 8; time to first
+token with an ~800-token constitution prefix, with and without the prefix key/value cache;
+the critic's throughput on 16 outputs x 10 principles in the packed layout Charter uses and
+in the row-per-question layout (same run, alternated), and against generating a verdict per
+pair; when llama-cpp-python is installed, llama.cpp on the same GGUF (decode, critique) and
+the ratios; peak RSS. `--json` prints one JSON object of the figures instead.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import resource
 import statistics
@@ -21,7 +26,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # before bench/ (store.py)
 
 from agent.models import ChatMessage, GenerationParams, ensure_default_model, load_backend
 
@@ -127,7 +132,27 @@ def decode_rate(backend: Any, batch: int, new_tokens: int = 48) -> float:
     return batch * (new_tokens - 1) / (total - prefill)
 
 
+class Figures:
+    """Figures in the order measured: printed as a table, or gathered for `--json`."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.values: dict[str, Any] = {}
+
+    def add(self, key: str, value: Any, label: str, shown: str, note: str = "") -> None:
+        self.values[key] = round(value, 4) if isinstance(value, float) else value
+        if not self.quiet:
+            print(f"{label:<40}{shown:>14}   {note}".rstrip())
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object of figures")
+    parser.add_argument(
+        "--skip-generation", action="store_true", help="only load, prefix and critique figures"
+    )
+    args = parser.parse_args()
+    out = Figures(args.json)
     started = time.perf_counter()
     ensure_default_model()
     prepared = time.perf_counter() - started
@@ -138,15 +163,14 @@ def main() -> None:
     backend = load_backend("default")
     load_s = time.perf_counter() - start
     info = backend.info().details
-    print(f"device {info['device']}, dtype {info['dtype']}, threads {info['threads']}")
-    print(f"cache ready (conversion if first run)   {prepared:8.2f} s")
-    print(f"load_backend('default') from cache      {load_s:8.2f} s")
-    print(f"  of which tokenizer + weights          {float(info['load_seconds']):8.2f} s")
+    out.add("device", str(info["device"]), "device", str(info["device"]))
+    out.add("dtype", str(info["dtype"]), "dtype", str(info["dtype"]))
+    out.add("threads", int(info["threads"]), "threads", str(info["threads"]))
+    out.add("prepare_s", prepared, "cache ready (conversion if first run)", f"{prepared:.2f} s")
+    out.add("load_s", load_s, "load_backend('default') from cache", f"{load_s:.2f} s")
 
-    rate1 = decode_rate(backend, 1)
-    rate8 = decode_rate(backend, 8)
-    print(f"decode, batch 1                         {rate1:8.1f} tok/s")
-    print(f"decode, batch 8 (aggregate)             {rate8:8.1f} tok/s   ({rate8 / rate1:.1f}x)")
+    if not args.skip_generation:
+        generation(backend, out)
 
     count = lambda text: len(backend.tokenizer(text)["input_ids"])  # noqa: E731
     rules = constitution(800, count)
@@ -156,47 +180,42 @@ def main() -> None:
     backend.generate([question], one, shared_prefix=[rules])  # fills the prefix cache
     ttft_full = timed(lambda: backend.generate([[rules, *question]], one), 3)
     ttft_cached = timed(lambda: backend.generate([question], one, shared_prefix=[rules]), 3)
-    print(f"constitution prefix                     {prefix_tokens:8d} tokens")
-    print(f"time to first token, no prefix cache    {ttft_full:8.3f} s")
-    print(
-        f"time to first token, prefix cache       {ttft_cached:8.3f} s   "
-        f"({ttft_full / ttft_cached:.1f}x faster; target >= 5x)"
+    out.add("prefix_tokens", prefix_tokens, "constitution prefix", f"{prefix_tokens} tokens")
+    out.add("ttft_s", ttft_full, "time to first token, no prefix cache", f"{ttft_full:.3f} s")
+    out.add(
+        "ttft_cached_s",
+        ttft_cached,
+        "time to first token, prefix cache",
+        f"{ttft_cached:.3f} s",
+        f"({ttft_full / ttft_cached:.1f}x faster; target >= 5x)",
     )
-
-    pairs = [pair(o, p) for o in OUTPUTS for p in RULES]
-    backend.prefix_cache.clear()
-    start = time.perf_counter()
-    scores = backend.score_options(pairs, ["Yes", "No"], shared_prefix=[rules])
-    scored_s = time.perf_counter() - start
-    assert len(scores) == 160
-    sample = pairs[:: len(pairs) // 6][:6]
-    verdict = GenerationParams(max_new_tokens=16)
-    per_pair = timed(lambda: [backend.generate([[rules, *p]], verdict) for p in sample]) / len(
-        sample
-    )
-    scoring_rate = len(pairs) / scored_s
-    generating_rate = 1 / per_pair
-    print(
-        f"critique, scored (batched, prefix)      {scoring_rate:8.2f} pairs/s   "
-        f"({scored_s:.1f} s for 160)"
-    )
-    print(
-        f"critique, verdict generated per pair    {generating_rate:8.2f} pairs/s   "
-        f"(16 new tokens; {len(sample)}-pair sample, ~{160 * per_pair:.0f} s for 160)"
-    )
-    print(
-        f"critique speed-up                       {scoring_rate / generating_rate:8.1f}x   "
-        "(target >= 10x)"
-    )
-    critic_layout(backend, verdict)
+    critic_layout(backend, out)
+    llama_cpp(backend, out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS                                {peak_mb:8.0f} MB   (target < 1536 MB)")
+    out.add("peak_rss_mb", peak_mb, "peak RSS", f"{peak_mb:.0f} MB", "(target < 1536 MB)")
+    if args.json:
+        print(json.dumps(out.values, indent=2))
 
 
-def critic_layout(backend: Any, verdict: GenerationParams) -> None:
+def generation(backend: Any, out: Figures) -> None:
+    """Greedy decode rates at batch 1 and 8 (prefill subtracted)."""
+    rate1 = decode_rate(backend, 1)
+    rate8 = decode_rate(backend, 8)
+    out.add("decode_batch1_tok_s", rate1, "decode, batch 1", f"{rate1:.1f} tok/s")
+    out.add(
+        "decode_batch8_tok_s",
+        rate8,
+        "decode, batch 8 (aggregate)",
+        f"{rate8:.1f} tok/s",
+        f"({rate8 / rate1:.1f}x)",
+    )
+
+
+def critic_layout(backend: Any, out: Figures) -> None:
     """The critic as the loop runs it: the default constitution, one scoring call per output
     whose shared prefix is the constitution plus the exchange, short per-principle questions,
-    Yes/No/NA options; against generating a verdict per pair from the same full prompt."""
+    Yes/No/NA options; in the packed layout Charter uses and in the row-per-question layout,
+    alternated in one run; against generating a verdict per pair from the same full prompt."""
     from agent._critic import Pair, judge
     from agent._progress import NoProgress
     from agent._prompts import judge_prefix, judge_turn
@@ -205,12 +224,36 @@ def critic_layout(backend: Any, verdict: GenerationParams) -> None:
     principles = [p for p in default_seed().principles]
     task = Task(id="q", prompt="Answer the user's question helpfully and honestly.")
     pairs = [Pair(task, o, p) for o in OUTPUTS for p in principles]
-    backend.prefix_cache.clear()
-    start = time.perf_counter()
-    judged = judge(backend, principles, pairs, 1, NoProgress())
-    scored_s = time.perf_counter() - start
-    assert len(judged) == len(pairs) == 160
+    seconds: dict[str, list[float]] = {"packed": [], "rows": []}
+    results = {}
+    for layout in ("rows", "packed", "rows", "packed"):
+        backend.score_layout = layout
+        backend.prefix_cache.clear()
+        start = time.perf_counter()
+        results[layout] = judge(backend, principles, pairs, 1, NoProgress())
+        seconds[layout].append(time.perf_counter() - start)
+    backend.score_layout = "packed"
+    worst = max(abs(a.raw - b.raw) for a, b in zip(results["packed"], results["rows"], strict=True))
+    packed = len(pairs) / statistics.median(seconds["packed"])
+    rows = len(pairs) / statistics.median(seconds["rows"])
+    out.add(
+        "critique_pairs_per_s",
+        packed,
+        "critic, packed (Charter's layout)",
+        f"{packed:.2f} pairs/s",
+        f"(16 outputs x {len(principles)} principles, median of 2)",
+    )
+    out.add(
+        "critique_unpacked_pairs_per_s",
+        rows,
+        "critic, one row per question",
+        f"{rows:.2f} pairs/s",
+        f"(packed {packed / rows:.2f}x; target >= 3x)",
+    )
+    out.add("critique_packed_speedup", packed / rows, "packed / rows", f"{packed / rows:.2f}x")
+    out.add("critique_layouts_max_raw_diff", worst, "largest raw-score gap", f"{worst:.1e}")
     sample = pairs[:: len(pairs) // 6][:6]
+    verdict = GenerationParams(max_new_tokens=16)
     per_pair = timed(
         lambda: [
             backend.generate(
@@ -220,16 +263,47 @@ def critic_layout(backend: Any, verdict: GenerationParams) -> None:
             for p in sample
         ]
     ) / len(sample)
-    rate, baseline = len(pairs) / scored_s, 1 / per_pair
-    print(
-        f"critic layout, scored                   {rate:8.2f} pairs/s   "
-        f"({scored_s:.1f} s for 160; default constitution, one call per output)"
+    baseline = 1 / per_pair
+    out.add(
+        "critique_generated_pairs_per_s",
+        baseline,
+        "critic, verdict generated per pair",
+        f"{baseline:.2f} pairs/s",
+        f"(16 new tokens; packed scoring {packed / baseline:.1f}x; target >= 10x)",
     )
-    print(
-        f"critic layout, verdict generated        {baseline:8.2f} pairs/s   "
-        f"(16 new tokens, full prompt; {len(sample)}-pair sample)"
-    )
-    print(f"critic layout speed-up                  {rate / baseline:8.1f}x   (target >= 10x)")
+
+
+def llama_cpp(backend: Any, out: Figures) -> None:
+    """The same GGUF run by llama.cpp, when `llama-cpp-python` is installed (never a test
+    dependency; it builds from source in about 7 minutes): greedy decode at batch 1 and the
+    critic workload scored sequentially with its own longest-common-prefix reuse."""
+    try:
+        from _llama_cpp import llama_cpp_figures
+    except ImportError:
+        return
+    figures = llama_cpp_figures(backend, OUTPUTS)
+    if figures is None:
+        if not out.quiet:
+            print(f"{'llama.cpp':<40}{'not installed':>14}   (pip install llama-cpp-python)")
+        return
+    for key, value in figures.items():
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        out.add(f"llama_cpp_{key}", value, f"llama.cpp: {key}", shown)
+    ours = out.values.get("critique_pairs_per_s")
+    theirs = figures.get("critique_pairs_per_s")
+    if ours and theirs:
+        out.add(
+            "critique_vs_llama_cpp",
+            ours / theirs,
+            "critic, Charter / llama.cpp",
+            f"{ours / theirs:.2f}x",
+            "(aim > 1)",
+        )
+    decode = out.values.get("decode_batch1_tok_s")
+    if decode and figures.get("decode_tok_s"):
+        ratio = decode / figures["decode_tok_s"]
+        label = "decode batch 1, Charter / llama.cpp"
+        out.add("decode_vs_llama_cpp", ratio, label, f"{ratio:.2f}x")
 
 
 if __name__ == "__main__":

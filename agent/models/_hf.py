@@ -9,8 +9,10 @@ Guarantees:
   replies and scores equal those computed without it (scores to within float rounding);
 - structured replies are generated under a grammar, so they always parse; a reply cut short
   by the token budget is regenerated with a larger budget, then `MalformedReply`;
-- `score_options` runs one forward pass per batch of prompts (or of prompt x option pairs
-  when an option spans several tokens).
+- `score_options` runs one forward pass per pack of prompts (`score_layout="packed"`, the
+  default: every prompt after the cached prefix in one row, a token tree under a 4D mask;
+  see `_hf_packed`) or per padded batch of rows (`"rows"`); both give the same scores to
+  within float rounding, option by option, for single- and multi-token options.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from transformers import (
     LogitsProcessorList,
 )
 
+from agent.models._hf_packed import Job, pack, plan
 from agent.models._hf_prefix import PrefixCache, common_prefix_length
 from agent.models._structured import parse_reply
 from agent.models._types import (
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 RELEVANCE_TOKENS = 512
 NEUTRAL_REQUEST = "Say something."
+SCORE_LAYOUTS = ("packed", "rows")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -85,6 +89,8 @@ class TransformersBackend:
         batch_size: int = 8,
         score_batch_size: int = 16,
         score_batch_tokens: int = 4096,
+        score_layout: str = "packed",
+        pack_tokens: int = 2048,
         prefix_cache_size: int = 4,
         max_structured_retries: int = 2,
     ) -> None:
@@ -93,6 +99,12 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.score_batch_size = score_batch_size
         self.score_batch_tokens = score_batch_tokens
+        if score_layout not in SCORE_LAYOUTS:
+            raise InvalidInput(
+                f"unknown score_layout {score_layout!r}: expected one of {', '.join(SCORE_LAYOUTS)}"
+            )
+        self.score_layout = score_layout
+        self.pack_tokens = pack_tokens
         self.max_structured_retries = max_structured_retries
         self.threads = threads or os.cpu_count() or 1
         torch.set_num_threads(self.threads)
@@ -128,6 +140,7 @@ class TransformersBackend:
                 "device": self.device,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "threads": self.threads,
+                "score_layout": self.score_layout,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
                 "load_seconds": round(self.load_seconds, 3),
             },
@@ -358,8 +371,8 @@ class TransformersBackend:
         if not rows:
             return [], []
         single = all(len(ids) == 1 for ids in option_ids)
-        # One row per prompt when every option is one token: its last position's
-        # distribution scores them all. Otherwise one row per (prompt, option).
+        # One job per prompt when every option is one token: its last position's
+        # distribution scores them all. Otherwise one job per (prompt, option).
         jobs: list[tuple[int, int, list[int]]] = (
             [(p, -1, row) for p, row in enumerate(rows)]
             if single
@@ -369,21 +382,9 @@ class TransformersBackend:
         )
         scores = [[0.0] * len(options) for _ in rows]
         features: list[list[float]] = [[] for _ in rows]
-        jobs.sort(key=lambda job: len(job[2]))
-        start = 0
-        while start < len(jobs):
-            # Rows per forward pass: at most score_batch_size, and few enough that the
-            # prefix repeated per row plus the padded suffixes stay within the token budget
-            # (past it, copying the prefix's keys and values costs more than batching saves).
-            size = 1
-            while start + size < len(jobs) and size < self.score_batch_size:
-                width = len(jobs[start + size][2])  # sorted: the widest row so far
-                if (size + 1) * width > self.score_batch_tokens:
-                    break
-                size += 1
-            chunk = jobs[start : start + size]
-            start += size
-            logprobs, states = self._score_batch(
+        for chunk in self._chunks(jobs, prefix_len):
+            run = self._score_pack if self.score_layout == "packed" else self._score_batch
+            logprobs, states = run(
                 [row for _, _, row in chunk],
                 prefix_len,
                 [len(rows[p]) for p, _, _ in chunk],
@@ -399,6 +400,64 @@ class TransformersBackend:
                     targets = row[len(rows[p]) :]
                     scores[p][o] = float(sum(lp[k][t] for k, t in enumerate(targets)))
         return scores, features
+
+    def _chunks(
+        self, jobs: list[tuple[int, int, list[int]]], prefix_len: int
+    ) -> list[list[tuple[int, int, list[int]]]]:
+        """The jobs per forward pass. Packed: in order (a prompt's option jobs share its
+        tokens), as many as fit `pack_tokens` tree nodes. Rows: sorted by length, at most
+        `score_batch_size` rows, and few enough that the prefix repeated per row plus the
+        padded suffixes stay within `score_batch_tokens` (past it, copying the prefix's keys
+        and values costs more than batching saves)."""
+        if self.score_layout == "packed":
+            packed = [Job(row, 0) for _, _, row in jobs]
+            groups = plan(packed, prefix_len, self.pack_tokens)
+            return [[jobs[j] for j in group] for group in groups]
+        ordered = sorted(jobs, key=lambda job: len(job[2]))
+        chunks, start = [], 0
+        while start < len(ordered):
+            size = 1
+            while start + size < len(ordered) and size < self.score_batch_size:
+                width = len(ordered[start + size][2])  # sorted: the widest row so far
+                if (size + 1) * width > self.score_batch_tokens:
+                    break
+                size += 1
+            chunks.append(ordered[start : start + size])
+            start += size
+        return chunks
+
+    def _score_pack(
+        self, rows: list[list[int]], prefix_len: int, prompt_lens: list[int], layer: int | None
+    ) -> tuple[list[torch.Tensor], list[list[float]]]:
+        """`_score_batch`'s figures for the same rows, from one packed forward pass (see
+        `_hf_packed`): one copy of the prefix's keys and values, no padding."""
+        packed = pack(
+            [Job(row, plen) for row, plen in zip(rows, prompt_lens, strict=True)],
+            prefix_len,
+            self.dtype,
+        )
+        keep = sorted({k for read in packed.reads for k in read})
+        where = {k: i for i, k in enumerate(keep)}
+        extra: dict[str, Any] = {}
+        if prefix_len:
+            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], 1)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=packed.input_ids.to(self.device),
+                position_ids=packed.position_ids.to(self.device),
+                attention_mask=packed.mask.to(self.device),
+                logits_to_keep=torch.tensor(keep, device=self.device),
+                use_cache=bool(prefix_len),
+                output_hidden_states=layer is not None,
+                **extra,
+            )
+            logprobs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
+            states: list[list[float]] = []
+            if layer is not None:
+                hidden = out.hidden_states[layer][0].float().cpu()
+                states = [hidden[read[0]].tolist() for read in packed.reads]
+        rows_lp = [logprobs[[where[k] for k in read]] for read in packed.reads]
+        return rows_lp, states
 
     def _score_batch(
         self, rows: list[list[int]], prefix_len: int, prompt_lens: list[int], layer: int | None

