@@ -25,7 +25,13 @@ from agent.models._local_models import (
     ensure_default_model,
 )
 from agent.models._openai import OpenAIBackend
-from agent.models._registry import backend_schemes, load_backend, parse_uri, register_backend
+from agent.models._registry import (
+    backend_schemes,
+    load_backend,
+    parse_uri,
+    register_backend,
+    split_options,
+)
 from agent.models._scripted import ScriptedBackend, ScriptedCall
 from agent.models._types import (
     Backend,
@@ -73,4 +79,5 @@ __all__ = [
     "pull_model",
     "register_backend",
     "request_key",
+    "split_options",
 ]

@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.models._http import JsonClient
-from agent.models._registry import register_backend
+from agent.models._registry import check_options, register_backend
 from agent.models._structured import parse_reply, reask_turns, schema_instruction, schema_name
 from agent.models._types import (
     BackendInfo,
@@ -338,4 +338,5 @@ def _openai_factory(target: str, **options: Any) -> OpenAIBackend:
     base_url, sep, model = target.rpartition("#")
     if not sep:
         raise InvalidInput(f"openai: URI needs '#<model>' after the base URL, got openai:{target}")
+    check_options(options, OpenAIBackend, f"openai:{target}", internal=("transport", "sleep"))
     return OpenAIBackend(base_url, model, **options)

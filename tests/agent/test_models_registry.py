@@ -20,6 +20,7 @@ from agent.models import (
     load_backend,
     parse_uri,
     register_backend,
+    split_options,
 )
 from agent.models import _local_models as local_models
 from principles import CharterError, InvalidInput, ModelError
@@ -100,3 +101,38 @@ def test_importing_the_package_loads_no_ml_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_uri_options_reach_the_factory_and_stay_in_the_uri() -> None:
+    seen: dict[str, Any] = {}
+
+    @register_backend("opts_test")
+    def _opts(target: str, **options: Any) -> ScriptedBackend:
+        seen.update(options)
+        return ScriptedBackend(default=target, uri=f"opts_test:{target}")
+
+    backend = load_backend("opts_test:m?dtype=bfloat16&threads=2&scale=0.5&fast=true", extra=1)
+    assert seen == {"dtype": "bfloat16", "threads": 2, "scale": 0.5, "fast": True, "extra": 1}
+    assert backend.uri == "opts_test:m?dtype=bfloat16&threads=2&scale=0.5&fast=true"
+    assert parse_uri("opts_test:m?dtype=bfloat16") == ("opts_test", "m")
+    seen.clear()
+    load_backend("opts_test:m?threads=2", threads=1)  # a keyword option wins
+    assert seen == {"threads": 1}
+
+
+def test_a_server_url_keeps_its_own_query_and_options_follow_the_model() -> None:
+    assert split_options("openai:http://h/v1?key#m") == ("openai:http://h/v1?key#m", {})
+    assert split_options("openai:http://h/v1#m?timeout=30") == (
+        "openai:http://h/v1#m",
+        {"timeout": 30},
+    )
+    backend = load_backend("openai:http://127.0.0.1:9/v1#tiny?timeout=5&max_retries=0")
+    assert isinstance(backend, OpenAIBackend)
+    assert backend.uri == "openai:http://127.0.0.1:9/v1#tiny?timeout=5&max_retries=0"
+
+
+def test_unknown_or_secret_uri_options_are_refused_by_name() -> None:
+    with pytest.raises(InvalidInput, match=r"unknown option colour \(options: .*timeout"):
+        load_backend("openai:http://127.0.0.1:9/v1#tiny?colour=red")
+    with pytest.raises(InvalidInput, match="CHARTER_OPENAI_API_KEY"):
+        load_backend("openai:http://127.0.0.1:9/v1#tiny?api_key=sk-1")
