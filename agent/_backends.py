@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent._scripted_loop import loop_backend
 from agent._traced import traced
 from agent._tracing import NoTracer, Tracer
@@ -23,13 +25,21 @@ class StoreCallCache:
 
 
 def open_backend(
-    uri: str, store: Store | None = None, *, cache: bool = True, tracer: Tracer | None = None
+    uri: str,
+    store: Store | None = None,
+    *,
+    cache: bool = True,
+    tracer: Tracer | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Backend:
-    """`scripted:loop` is the deterministic loop script; anything else goes to the registry.
+    """`scripted:loop` is the deterministic loop script; anything else goes to the registry,
+    with `options` (keywords that, unlike the URI's own, leave the model's name alone).
     With a store, calls are cached there, so a resumed run replays instead of re-generating.
     With a `tracer`, the calls that reach the model (not those the cache answers) are spans.
     """
-    loaded: Backend = loop_backend() if uri == "scripted:loop" else load_backend(uri)
+    loaded: Backend = (
+        loop_backend() if uri == "scripted:loop" else load_backend(uri, **(options or {}))
+    )
     backend = traced(loaded, tracer or NoTracer())
     if store is not None and cache:
         return CachedBackend(backend, StoreCallCache(store))

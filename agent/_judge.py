@@ -39,7 +39,10 @@ from principles import (
 from store import Store
 
 DEFAULT_LAYER = 20
-SHIPPED = {"default": "calibration-default.json"}
+SHIPPED = {
+    "default": "calibration-default.json",
+    "default?score_dtype=bfloat16": "calibration-default-bf16.json",
+}
 MAX_PROMPT = 8000
 
 

@@ -1,7 +1,10 @@
 """llama.cpp on the default model's GGUF, for bench/models.py's side-by-side figures.
 
 Only when `llama-cpp-python` is installed (`pip install llama-cpp-python`, built from source
-in about 7 minutes on this machine). It is never a dependency of Charter or its tests.
+in about 7 minutes on this machine). It is never a dependency of Charter or its tests. Here
+build it without the native CPU detection, which turns on AMX and then crashes in
+`llama_decode` on this VM: `CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON
+-DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" pip install llama-cpp-python==0.3.36 diskcache`.
 
 The critic workload is the one bench/models.py gives Charter: the default constitution's
 judge prefix (constitution and exchange) and one short question per principle, token ids

@@ -17,7 +17,8 @@ again); the bench prints per file n, AUC with
 its 95% CI and accuracy, before calibration (raw option scores) and after (the probe,
 k-fold cross-validated: each pair scored by a head that never saw it), the targets, and the
 judge's throughput. `--write-shipped` also writes the calibration fitted on all these labels
-to agent/data/calibration-default.json (the one the default model ships with).
+to the file agent/data/ ships for the model (`agent._judge.SHIPPED`: calibration-default.json
+for `default`, calibration-default-bf16.json for `default?score_dtype=bfloat16`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from agent import NoProgress, open_backend  # noqa: E402
 from agent import _calibration as cal  # noqa: E402
 from agent._critic import Observation, Pair, observe  # noqa: E402
-from agent._judge import DEFAULT_LAYER, fit_heads, fitted_metrics, labelled_pairs  # noqa: E402
+from agent._judge import DEFAULT_LAYER, SHIPPED, fit_heads, fitted_metrics, labelled_pairs  # noqa: E402
 from agent._labels import LabelledPair, label_set_hash  # noqa: E402
 from agent._metrics import agreement  # noqa: E402
 from agent.models import cache_root  # noqa: E402
@@ -60,7 +61,7 @@ DECLINES = Principle(
 )
 TARGETS = {"declines": 0.85, "harm-avoidance": 0.80}
 FILE_FLOOR = 0.60
-SHIPPED = Path(__file__).resolve().parent.parent / "agent" / "data" / "calibration-default.json"
+DATA = Path(__file__).resolve().parent.parent / "agent" / "data"
 
 
 def wheel() -> Path:
@@ -153,6 +154,10 @@ def main() -> None:
         "--rejudge", action="store_true", help="judge again instead of reusing the cache"
     )
     args = parser.parse_args()
+    if args.write_shipped and args.model not in SHIPPED:
+        parser.error(
+            f"--write-shipped: no calibration ships for {args.model} ({', '.join(SHIPPED)})"
+        )
 
     data = dev_labels()
     files = [f for f, _ in data]
@@ -211,8 +216,9 @@ def main() -> None:
             source=f"bench/judge.py: PyRIT 1.1.0 {REFUSAL} (declines) and {', '.join(HARM)} "
             "(harm-avoidance = 1 - harm)",
         )
-        SHIPPED.write_text(json.dumps(shipped.model_dump(mode="json")) + "\n", encoding="utf-8")
-        print(f"wrote {SHIPPED}")
+        path = DATA / SHIPPED[args.model]
+        path.write_text(json.dumps(shipped.model_dump(mode="json")) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

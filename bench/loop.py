@@ -1,12 +1,15 @@
 """Loop benchmark: where a refinement run's wall time goes, and how long the demo takes.
 
-    .venv/bin/python bench/loop.py [--preset demo] [--model URI] [--seed S]
+    .venv/bin/python bench/loop.py [--preset demo] [--model URI] [--seed S] [--option K=V ...]
 
 Runs the preset (the one `make demo` runs) on a new SQLite file with the LM-call cache off,
 times every model call, and prints: model load time, the run's wall time, the time inside
 model calls, the share outside them (target < 5 %), the time per step, and the demo's wall
 time (database, model load and run; targets: the preset's run at or under 90 s on a quiet
-2-core machine, the whole `make demo` under 15 minutes).
+2-core machine, the whole `make demo` under 15 minutes). `--option` passes a backend option
+that leaves the model's name (and so its calibration) alone: `--option decode_loop=generate
+--option score_layout=rows` runs the paths the lean decode loop and the packed critic
+replaced, for a before/after on the same code.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from agent import open_backend, preset, start_run, summarize  # noqa: E402
 from agent._timing import TimedBackend  # noqa: E402
+from agent.models import split_options  # noqa: E402
 from principles import default_seed  # noqa: E402
 from store import Store  # noqa: E402
 
@@ -67,7 +71,13 @@ def main() -> int:
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--model", help="override the preset's model URI")
     parser.add_argument("--seed", type=int, help="override the preset's seed")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="K=V", help="a backend option"
+    )
     args = parser.parse_args()
+    _, options = split_options("?" + "&".join(args.option)) if args.option else ("", {})
+    if len(options) != len(args.option):
+        parser.error(f"--option takes NAME=VALUE, got {' '.join(args.option)}")
     config = preset(args.preset)
     if args.model:
         config = config.model_copy(update={"model": args.model})
@@ -78,7 +88,7 @@ def main() -> int:
         store = Store(f"{tmp}/bench.db")
         store.init(default_seed())
         t = time.perf_counter()
-        timed = TimedBackend(open_backend(config.model, store, cache=False))
+        timed = TimedBackend(open_backend(config.model, store, cache=False, options=options))
         load_s = time.perf_counter() - t
         clock = StepClock(timed)
         t = time.perf_counter()
@@ -93,7 +103,8 @@ def main() -> int:
     outside = run_s - inside
     share = outside / run_s if run_s else 0.0
     print(
-        f"preset {args.preset}: model {config.model}, {config.iterations} iteration(s), "
+        f"preset {args.preset}: model {config.model} {options or ''}, "
+        f"{config.iterations} iteration(s), "
         f"{config.train_per_iteration} train + {config.heldout_size} held-out tasks, "
         f"mode {config.mode}; run {run.id} {run.status}"
     )

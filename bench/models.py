@@ -1,14 +1,16 @@
 """Model-layer figures for the embedded default model on this machine's CPU.
 
-Run: .venv/bin/python bench/models.py [--json] [--skip-generation]
+Run: .venv/bin/python bench/models.py [--json] [--skip-generation] [--skip-bf16]
 (offline; converts the default model first if needed)
 
-Prints: load time from the safetensors cache; greedy decode tokens/s at batch 1 and 8; time to first
-token with an ~800-token constitution prefix, with and without the prefix key/value cache;
-the critic's throughput on 16 outputs x 10 principles in the packed layout Charter uses and
+Prints: load time from the safetensors cache; greedy decode tokens/s at batch 1 and 8 and
+seconds per structured draft, lean decode loop vs `model.generate`; time to first token
+with an ~800-token constitution prefix, with and without the prefix key/value cache; the
+critic's throughput on 16 outputs x 10 principles in the packed layout Charter uses and
 in the row-per-question layout (same run, alternated), and against generating a verdict per
 pair; when llama-cpp-python is installed, llama.cpp on the same GGUF (decode, critique) and
-the ratios; peak RSS. `--json` prints one JSON object of the figures instead.
+the ratios; peak RSS; then the critique again with a bfloat16 scorer (`score_dtype`), its
+speed and how far its scores move. `--json` prints one JSON object of the figures instead.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import re
 import statistics
 import sys
 import time
@@ -99,37 +101,27 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
     return statistics.median(times)
 
 
-def decode_rate(backend: Any, batch: int, new_tokens: int = 48) -> float:
-    """Aggregate greedy decode tokens/s (prefill time subtracted), forcing `new_tokens`."""
-    import torch
+class Peak:
+    """The process's peak resident memory (VmHWM), which can be reset, so that a figure
+    leaves out what only the replaced paths measured beside Charter's allocated."""
 
-    tok, model = backend.tokenizer, backend.model
-    prompts = [
-        backend.encode([ChatMessage(role="user", content=f"Tell me a story about item {i}.")])
-        for i in range(batch)
-    ]
-    width = max(len(p) for p in prompts)
-    ids = torch.full((batch, width), backend.pad_id)
-    mask = torch.zeros((batch, width), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p) :] = torch.tensor(p)
-        mask[b, width - len(p) :] = 1
+    def __init__(self) -> None:
+        self.seen = 0.0
 
-    def run(n: int) -> None:
-        with torch.inference_mode():
-            model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=n,
-                min_new_tokens=n,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id or backend.pad_id,
-            )
+    @staticmethod
+    def now() -> float:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
-    run(2)
-    prefill = timed(lambda: run(1), 2)
-    total = timed(lambda: run(new_tokens), 1)
-    return batch * (new_tokens - 1) / (total - prefill)
+    def leave_out(self, run: Callable[[], Any]) -> Any:
+        """Run `run` with its memory peak left out of the figure."""
+        self.seen = max(self.seen, self.now())
+        result = run()
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+        return result
+
+
+PEAK = Peak()
 
 
 class Figures:
@@ -140,7 +132,7 @@ class Figures:
         self.values: dict[str, Any] = {}
 
     def add(self, key: str, value: Any, label: str, shown: str, note: str = "") -> None:
-        self.values[key] = round(value, 4) if isinstance(value, float) else value
+        self.values[key] = float(f"{value:.5g}") if isinstance(value, float) else value
         if not self.quiet:
             print(f"{label:<40}{shown:>14}   {note}".rstrip())
 
@@ -150,6 +142,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object of figures")
     parser.add_argument(
         "--skip-generation", action="store_true", help="only load, prefix and critique figures"
+    )
+    parser.add_argument(
+        "--skip-bf16", action="store_true", help="no critique figure for a bfloat16 scorer"
     )
     args = parser.parse_args()
     out = Figures(args.json)
@@ -178,8 +173,16 @@ def main() -> None:
     prefix_tokens = len(backend.encode([rules], generation_prompt=False))
     one = GenerationParams(max_new_tokens=1)
     backend.generate([question], one, shared_prefix=[rules])  # fills the prefix cache
-    ttft_full = timed(lambda: backend.generate([[rules, *question]], one), 3)
+    whole = [[rules, *question]]
+
+    def uncached() -> None:
+        backend.prefix_cache.clear()
+        backend.generate(whole, one)
+
+    ttft_full = timed(uncached, 3)
     ttft_cached = timed(lambda: backend.generate([question], one, shared_prefix=[rules]), 3)
+    backend.generate([question], one, shared_prefix=[rules])
+    ttft_found = timed(lambda: backend.generate(whole, one), 3)
     out.add("prefix_tokens", prefix_tokens, "constitution prefix", f"{prefix_tokens} tokens")
     out.add("ttft_s", ttft_full, "time to first token, no prefix cache", f"{ttft_full:.3f} s")
     out.add(
@@ -189,50 +192,101 @@ def main() -> None:
         f"{ttft_cached:.3f} s",
         f"({ttft_full / ttft_cached:.1f}x faster; target >= 5x)",
     )
-    critic_layout(backend, out)
+    out.add(
+        "ttft_found_s",
+        ttft_found,
+        "time to first token, prefix found",
+        f"{ttft_found:.3f} s",
+        "(no shared_prefix given: the cached prefix is found and reused)",
+    )
+    rows, exact = critic_layout(backend, out)
     llama_cpp(backend, out)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.add("peak_rss_mb", peak_mb, "peak RSS", f"{peak_mb:.0f} MB", "(target < 1536 MB)")
+    peak_mb = max(PEAK.seen, PEAK.now())
+    out.add(
+        "peak_rss_mb",
+        peak_mb,
+        "peak RSS",
+        f"{peak_mb:.0f} MB",
+        "(target < 1536 MB; Charter's paths, not the replaced draft path measured beside them)",
+    )
+    if not args.skip_bf16:
+        del backend
+        critic_bf16(out, rows, exact)
     if args.json:
         print(json.dumps(out.values, indent=2))
 
 
 def generation(backend: Any, out: Figures) -> None:
-    """Greedy decode rates at batch 1 and 8 (prefill subtracted)."""
-    rate1 = decode_rate(backend, 1)
-    rate8 = decode_rate(backend, 8)
-    out.add("decode_batch1_tok_s", rate1, "decode, batch 1", f"{rate1:.1f} tok/s")
+    """Greedy decode rates at batch 1 and 8 (prefill subtracted) and seconds per structured
+    draft, through the lean decode loop Charter uses and through `model.generate` (the path
+    it replaced) in the same run; see bench/_generation.py."""
+    from _generation import decode_figures, draft_figures
+
+    decode = decode_figures(backend)
+    for size in (1, 8):
+        lean, old = decode[f"lean_batch{size}_tok_s"], decode[f"generate_batch{size}_tok_s"]
+        label = f"decode, batch {size}" + (" (aggregate)" if size > 1 else "")
+        out.add(f"decode_batch{size}_tok_s", lean, label, f"{lean:.1f} tok/s")
+        out.add(
+            f"decode_generate_batch{size}_tok_s",
+            old,
+            f"decode, batch {size}, model.generate",
+            f"{old:.1f} tok/s",
+            f"(lean loop {lean / old:.2f}x; same tokens; target >= 1.5x at batch 1)",
+        )
+    drafts = draft_figures(backend, PEAK.leave_out)
+    lean, old = drafts["lean_s_per_draft"], drafts["generate_s_per_draft"]
+    out.add("draft_s", lean, "structured draft (3 sampled variants)", f"{lean:.2f} s")
     out.add(
-        "decode_batch8_tok_s",
-        rate8,
-        "decode, batch 8 (aggregate)",
-        f"{rate8:.1f} tok/s",
-        f"({rate8 / rate1:.1f}x)",
+        "draft_generate_s",
+        old,
+        "structured draft, model.generate",
+        f"{old:.2f} s",
+        f"(lean {old / lean:.2f}x; target >= 3x)",
     )
+    same, replies = int(drafts["same_replies"]), int(drafts["replies"])
+    out.add("draft_same_replies", same, "drafts equal across the two paths", f"{same}/{replies}")
 
 
-def critic_layout(backend: Any, out: Figures) -> None:
+def critic_pairs() -> tuple[list[Any], list[Any]]:
+    """The default constitution's principles and every (output, principle) pair."""
+    from agent._critic import Pair
+    from principles import Task, default_seed
+
+    principles = list(default_seed().principles)
+    task = Task(id="q", prompt="Answer the user's question helpfully and honestly.")
+    return principles, [Pair(task, o, p) for o in OUTPUTS for p in principles]
+
+
+def critique(backend: Any, layout: str) -> tuple[float, list[Any]]:
+    """Seconds to judge every pair in `layout`, from an empty prefix cache, and the results."""
+    from agent._critic import judge
+    from agent._progress import NoProgress
+
+    principles, pairs = critic_pairs()
+    backend.score_layout = layout
+    backend.score_prefix_cache.clear()
+    start = time.perf_counter()
+    results = judge(backend, principles, pairs, 1, NoProgress())
+    seconds = time.perf_counter() - start
+    backend.score_layout = "packed"
+    return seconds, results
+
+
+def critic_layout(backend: Any, out: Figures) -> tuple[float, list[Any]]:
     """The critic as the loop runs it: the default constitution, one scoring call per output
     whose shared prefix is the constitution plus the exchange, short per-principle questions,
     Yes/No/NA options; in the packed layout Charter uses and in the row-per-question layout,
-    alternated in one run; against generating a verdict per pair from the same full prompt."""
-    from agent._critic import Pair, judge
-    from agent._progress import NoProgress
+    alternated in one run; against generating a verdict per pair from the same full prompt.
+    Returns the row layout's pairs/s and the packed layout's judgments."""
     from agent._prompts import judge_prefix, judge_turn
-    from principles import Task, default_seed
 
-    principles = [p for p in default_seed().principles]
-    task = Task(id="q", prompt="Answer the user's question helpfully and honestly.")
-    pairs = [Pair(task, o, p) for o in OUTPUTS for p in principles]
+    principles, pairs = critic_pairs()
     seconds: dict[str, list[float]] = {"packed": [], "rows": []}
     results = {}
     for layout in ("rows", "packed", "rows", "packed"):
-        backend.score_layout = layout
-        backend.prefix_cache.clear()
-        start = time.perf_counter()
-        results[layout] = judge(backend, principles, pairs, 1, NoProgress())
-        seconds[layout].append(time.perf_counter() - start)
-    backend.score_layout = "packed"
+        spent, results[layout] = critique(backend, layout)
+        seconds[layout].append(spent)
     worst = max(abs(a.raw - b.raw) for a, b in zip(results["packed"], results["rows"], strict=True))
     packed = len(pairs) / statistics.median(seconds["packed"])
     rows = len(pairs) / statistics.median(seconds["rows"])
@@ -271,6 +325,26 @@ def critic_layout(backend: Any, out: Figures) -> None:
         f"{baseline:.2f} pairs/s",
         f"(16 new tokens; packed scoring {packed / baseline:.1f}x; target >= 10x)",
     )
+    return rows, results["packed"]
+
+
+def critic_bf16(out: Figures, rows: float, exact: list[Any]) -> None:
+    """The same critique with `score_dtype=bfloat16` (generation stays float32): its speed
+    against the float32 row layout, and how far its raw scores move (bench/judge.py measures
+    what that does to agreement with people)."""
+    backend = load_backend("default?score_dtype=bfloat16")
+    critique(backend, "packed")  # warm-up: the first bfloat16 pass pays for kernel setup
+    spent, results = min((critique(backend, "packed") for _ in range(2)), key=lambda r: r[0])
+    worst = max(abs(a.raw - b.raw) for a, b in zip(results, exact, strict=True))
+    rate = len(results) / spent
+    out.add(
+        "critique_bf16_pairs_per_s",
+        rate,
+        "critic, packed, bfloat16 scorer",
+        f"{rate:.2f} pairs/s",
+        f"({rate / rows:.2f}x the float32 rows; option score_dtype=bfloat16)",
+    )
+    out.add("critique_bf16_max_raw_diff", worst, "bfloat16 vs float32 raw gap", f"{worst:.3f}")
 
 
 def llama_cpp(backend: Any, out: Figures) -> None:

@@ -7,12 +7,23 @@ Guarantees:
 - replies follow the model's own chat template; batches are left-padded for generation;
 - with a `shared_prefix`, the prefix's key/value cache is computed once and reused, and
   replies and scores equal those computed without it (scores to within float rounding);
-- structured replies are generated under a grammar, so they always parse; a reply cut short
-  by the token budget is regenerated with a larger budget, then `MalformedReply`;
+  where it saves work, a generation batch computes every run of tokens its rows share
+  once, and reuses any cached prefix it starts with (`_hf_prompts`);
+- structured replies are generated under a grammar, so they always parse, and end at the
+  grammar's last token; a reply cut short by the token budget is regenerated with a larger
+  budget, then `MalformedReply`;
+- generation runs `_hf_decode`'s lean loop (`decode_loop="lean"`, the default): on the same
+  batch its greedy tokens, and its seeded draws, are those of `model.generate`
+  (`decode_loop="generate"`, the path it replaced, kept as the reference it is measured and
+  tested against);
 - `score_options` runs one forward pass per pack of prompts (`score_layout="packed"`, the
   default: every prompt after the cached prefix in one row, a token tree under a 4D mask;
   see `_hf_packed`) or per padded batch of rows (`"rows"`); both give the same scores to
-  within float rounding, option by option, for single- and multi-token options.
+  within float rounding, option by option, for single- and multi-token options;
+- with a `score_dtype` (say "bfloat16") other than `dtype`, scoring runs on a second copy of
+  the weights in that precision, with its own prefix cache, and generation is untouched: a
+  faster critic whose agreement with people bench/judge.py measures per URI
+  (`default?score_dtype=bfloat16`); calibrations are kept per URI, so it has its own.
 """
 
 from __future__ import annotations
@@ -24,17 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import ValidationError
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessor,
-    LogitsProcessorList,
-)
+from pydantic import BaseModel, ValidationError
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from agent.models._hf_decode import Batch, Decoding, decode, left_padded, reference
 from agent.models._hf_packed import Job, pack, plan
 from agent.models._hf_prefix import PrefixCache, common_prefix_length
+from agent.models._hf_prompts import plain_layers, prompt_cache, worth_it
 from agent.models._structured import parse_reply
 from agent.models._types import (
     BackendInfo,
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 RELEVANCE_TOKENS = 512
 NEUTRAL_REQUEST = "Say something."
 SCORE_LAYOUTS = ("packed", "rows")
+DECODE_LOOPS = ("lean", "generate")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -85,6 +93,7 @@ class TransformersBackend:
         uri: str,
         device: str | None = None,
         dtype: str | None = None,
+        score_dtype: str | None = None,
         threads: int | None = None,
         batch_size: int = 8,
         score_batch_size: int = 16,
@@ -93,6 +102,7 @@ class TransformersBackend:
         pack_tokens: int = 2048,
         prefix_cache_size: int = 4,
         max_structured_retries: int = 2,
+        decode_loop: str = "lean",
     ) -> None:
         self.uri = uri
         self.source = str(source)
@@ -104,20 +114,27 @@ class TransformersBackend:
                 f"unknown score_layout {score_layout!r}: expected one of {', '.join(SCORE_LAYOUTS)}"
             )
         self.score_layout = score_layout
+        if decode_loop not in DECODE_LOOPS:
+            raise InvalidInput(
+                f"unknown decode_loop {decode_loop!r}: expected one of {', '.join(DECODE_LOOPS)}"
+            )
+        self.decode_loop = decode_loop
         self.pack_tokens = pack_tokens
         self.max_structured_retries = max_structured_retries
         self.threads = threads or os.cpu_count() or 1
         torch.set_num_threads(self.threads)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
+        self.score_dtype = pick_dtype(score_dtype, self.device) if score_dtype else self.dtype
         started = time.perf_counter()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
-            self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=self.dtype)
+            self.model = self._load(self.dtype)
+            # Scoring runs on its own copy of the weights when its precision differs.
+            same = self.score_dtype == self.dtype
+            self.scorer = self.model if same else self._load(self.score_dtype)
         except (OSError, ValueError) as error:
             raise ModelError(f"cannot load model {self.source!r}: {error}") from error
-        self.model.to(self.device)  # type: ignore[arg-type]
-        self.model.eval()
         self.load_seconds = time.perf_counter() - started
         if self.tokenizer.chat_template is None:
             raise ModelError(f"model {self.source!r} has no chat template")
@@ -129,7 +146,19 @@ class TransformersBackend:
         pad = self.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else self.eos_ids[0]
         self.prefix_cache = PrefixCache(self.model, prefix_cache_size)
+        self.score_prefix_cache = (
+            self.prefix_cache
+            if self.scorer is self.model
+            else PrefixCache(self.scorer, prefix_cache_size)
+        )
+        self._plain_cache = plain_layers(self.model)
         self._grammars: GrammarFactory | None = None
+
+    def _load(self, dtype: torch.dtype) -> Any:
+        model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype)
+        model.to(self.device)  # type: ignore[arg-type]
+        model.eval()
+        return model
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -139,6 +168,7 @@ class TransformersBackend:
             details={
                 "device": self.device,
                 "dtype": str(self.dtype).removeprefix("torch."),
+                "score_dtype": str(self.score_dtype).removeprefix("torch."),
                 "threads": self.threads,
                 "score_layout": self.score_layout,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -204,11 +234,6 @@ class TransformersBackend:
         shared_prefix: Conversation | None = None,
     ) -> list[SchemaT]:
         params = params or GenerationParams()
-        if self._grammars is None:
-            from agent.models._hf_grammar import GrammarFactory
-
-            self._grammars = GrammarFactory(self.tokenizer, self.model.config.vocab_size)
-        grammars = self._grammars
         results: list[SchemaT | None] = [None] * len(conversations)
         pending = list(range(len(conversations)))
         errors: dict[int, str] = {}
@@ -217,10 +242,7 @@ class TransformersBackend:
                 update={"max_new_tokens": params.max_new_tokens * 2**attempt, "stop": ()}
             )
             texts = self._generate(
-                [conversations[i] for i in pending],
-                budget,
-                shared_prefix,
-                lambda: grammars.processor(schema),
+                [conversations[i] for i in pending], budget, shared_prefix, schema
             )
             still = []
             for i, text in zip(pending, texts, strict=True):
@@ -245,7 +267,7 @@ class TransformersBackend:
         conversations: Sequence[Conversation],
         params: GenerationParams,
         shared_prefix: Conversation | None,
-        make_processor: Any,
+        schema: type[BaseModel] | None,
     ) -> list[str]:
         rows, prefix_len = self._encode_batch(conversations, shared_prefix)
         if params.seed is not None:
@@ -254,8 +276,7 @@ class TransformersBackend:
         replies = [""] * len(rows)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            processors = [make_processor()] if make_processor else []
-            texts = self._generate_batch([rows[i] for i in chunk], params, prefix_len, processors)
+            texts = self._generate_batch([rows[i] for i in chunk], params, prefix_len, schema)
             for i, text in zip(chunk, texts, strict=True):
                 replies[i] = cut_at_stop(text, params.stop)
         return replies
@@ -265,45 +286,54 @@ class TransformersBackend:
         rows: list[list[int]],
         params: GenerationParams,
         prefix_len: int,
-        processors: list[LogitsProcessor],
+        schema: type[BaseModel] | None,
     ) -> list[str]:
-        batch = len(rows)
-        width = max(len(r) for r in rows) - prefix_len
-        total = prefix_len + width
-        input_ids = torch.full((batch, total), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, total), dtype=torch.long)
-        for b, row in enumerate(rows):
-            suffix = row[prefix_len:]
-            input_ids[b, :prefix_len] = torch.tensor(row[:prefix_len])
-            input_ids[b, total - len(suffix) :] = torch.tensor(suffix)
-            mask[b, :prefix_len] = 1
-            mask[b, total - len(suffix) :] = 1
-        sampling = params.temperature > 0
-        config = GenerationConfig(
+        """Replies to `rows` (their first `prefix_len` tokens a shared prefix). The lean
+        path computes the prompts with `_hf_prompts` where that saves work (each run of
+        tokens that rows share once) and decodes with `_hf_decode`; `decode_loop="generate"`
+        is the path it replaced and is measured against: the shared prefix from the prefix
+        cache, the rest run as a left-padded batch, then `model.generate` with xgrammar's
+        processor."""
+        decoding = Decoding(
             max_new_tokens=params.max_new_tokens,
-            do_sample=sampling,
-            temperature=params.temperature if sampling else None,
-            top_p=params.top_p if sampling else None,
-            top_k=None,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.eos_ids,
-            stop_strings=list(params.stop) or None,
+            eos_ids=tuple(self.eos_ids),
+            pad_id=self.pad_id,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=params.stop,
         )
-        extra: dict[str, Any] = {}
-        if prefix_len:
-            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], batch)
-        if params.stop:
-            extra["tokenizer"] = self.tokenizer
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                generation_config=config,
-                logits_processor=LogitsProcessorList(processors),
-                **extra,
-            )
-        texts: list[str] = self.tokenizer.batch_decode(out[:, total:], skip_special_tokens=True)
+        lean = self.decode_loop == "lean"
+        batch = self._prompts(rows, prefix_len, params.max_new_tokens, lean)
+        if lean:
+            grammar = self._grammar_factory().row_masks(schema, len(rows)) if schema else None
+            tokens = decode(self.model, batch, decoding, tokenizer=self.tokenizer, grammar=grammar)
+        else:
+            processors = [self._grammar_factory().processor(schema)] if schema else []
+            tokens = reference(self.model, batch, decoding, self.tokenizer, processors)
+        texts: list[str] = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         return texts
+
+    def _prompts(self, rows: list[list[int]], prefix_len: int, room: int, lean: bool) -> Batch:
+        """The batch to decode `rows` from: every row's prompt but its last token in the
+        cache (`prompt_cache`, for the lean loop where that computes fewer tokens), or the
+        shared prefix only (the rest is computed in the decode loop's first step)."""
+        cache: DynamicCache | None = None
+        if lean and self._plain_cache and worth_it(self.prefix_cache, rows, prefix_len):
+            cache = prompt_cache(self.prefix_cache, rows, prefix_len, room)
+            cached = [len(row) - 1 for row in rows]
+        else:
+            if prefix_len:
+                cache = self.prefix_cache.batch(rows[0][:prefix_len], len(rows))
+            cached = [prefix_len] * len(rows)
+        input_ids, mask = left_padded(rows, cached, self.pad_id)
+        return Batch(input_ids.to(self.device), mask.to(self.device), cache, max(cached))
+
+    def _grammar_factory(self) -> GrammarFactory:
+        if self._grammars is None:
+            from agent.models._hf_grammar import GrammarFactory
+
+            self._grammars = GrammarFactory(self.tokenizer, self.model.config.vocab_size)
+        return self._grammars
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -348,7 +378,7 @@ class TransformersBackend:
             return 0.0
         ids = torch.tensor([head + body], device=self.device)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, logits_to_keep=len(body) + 1).logits[0, :-1]
+            logits = self.scorer(input_ids=ids, logits_to_keep=len(body) + 1).logits[0, :-1]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
         picked = logprobs[torch.arange(len(body)), torch.tensor(body, device=self.device)]
         return float(picked.mean())
@@ -434,15 +464,15 @@ class TransformersBackend:
         packed = pack(
             [Job(row, plen) for row, plen in zip(rows, prompt_lens, strict=True)],
             prefix_len,
-            self.dtype,
+            self.score_dtype,
         )
         keep = sorted({k for read in packed.reads for k in read})
         where = {k: i for i, k in enumerate(keep)}
         extra: dict[str, Any] = {}
         if prefix_len:
-            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], 1)
+            extra["cache"] = self.score_prefix_cache.batch(rows[0][:prefix_len], 1)
         with torch.inference_mode():
-            out = self.model(
+            out = self.scorer(
                 input_ids=packed.input_ids.to(self.device),
                 position_ids=packed.position_ids.to(self.device),
                 attention_mask=packed.mask.to(self.device),
@@ -482,9 +512,9 @@ class TransformersBackend:
         where = {k: i for i, k in enumerate(keep)}
         extra: dict[str, Any] = {}
         if prefix_len:
-            extra["cache"] = self.prefix_cache.batch(rows[0][:prefix_len], batch)
+            extra["cache"] = self.score_prefix_cache.batch(rows[0][:prefix_len], batch)
         with torch.inference_mode():
-            out = self.model(
+            out = self.scorer(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 logits_to_keep=torch.tensor(keep, device=self.device),

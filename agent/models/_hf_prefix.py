@@ -64,11 +64,7 @@ class PrefixCache:
             self._entries.move_to_end(key)
             return self._entries[key]
         self.misses += 1
-        shared, base = 0, None
-        for cached, kv in self._entries.items():
-            n = common_prefix_length([cached, key])
-            if n > shared:
-                shared, base = n, kv
+        shared, base = self.nearest(key)
         shared = min(shared, len(key) - 1)
         device = self.model.device
         if base is not None and shared >= self.min_reuse:
@@ -87,6 +83,16 @@ class PrefixCache:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
         return self._entries[key]
+
+    def nearest(self, tokens: Sequence[int]) -> tuple[int, KV | None]:
+        """The cached prefix sharing the most leading tokens with `tokens`, and how many it
+        shares (0 and None when none does); the LRU is left as it is."""
+        shared, base = 0, None
+        for cached, kv in self._entries.items():
+            n = common_prefix_length([cached, tokens])
+            if n > shared:
+                shared, base = n, kv
+        return shared, base
 
     def batch(self, prefix: Sequence[int], batch_size: int) -> DynamicCache:
         """A fresh cache holding the prefix once per row; the stored tensors stay untouched."""

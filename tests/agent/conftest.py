@@ -28,3 +28,11 @@ def default_backend(_offline: None) -> Any:
     from agent.models import load_backend
 
     return load_backend("default", threads=os.cpu_count())
+
+
+@pytest.fixture(scope="session")
+def bf16_scorer_backend(_offline: None) -> Any:
+    """The default model with a bfloat16 scorer (`score_dtype`), loaded once."""
+    from agent.models import load_backend
+
+    return load_backend("default?score_dtype=bfloat16", threads=os.cpu_count())

@@ -178,13 +178,17 @@ def test_too_few_labels_of_a_class_cannot_train_a_head() -> None:
         fit_calibration(biased_backend(), PRINCIPLES, labels, progress=NoProgress())
 
 
-def test_the_default_model_ships_a_calibration_that_the_store_installs_once(tmp_path: Path) -> None:
-    shipped = shipped_calibration("default")
+@pytest.mark.parametrize("model", ["default", "default?score_dtype=bfloat16"])
+def test_the_default_model_ships_a_calibration_that_the_store_installs_once(
+    tmp_path: Path, model: str
+) -> None:
+    shipped = shipped_calibration(model)
     assert shipped is not None and "harm-avoidance" in shipped.params["heads"]
+    assert shipped.model == model
     assert shipped.metrics["cross_validated"]["overall"]["auc"] is not None
     with Store(f"sqlite:///{tmp_path / 'd.db'}") as store:
-        first = calibration_in_force(store, "default")
-        second = calibration_in_force(store, "default")
+        first = calibration_in_force(store, model)
+        second = calibration_in_force(store, model)
         assert first is not None and first == second
         assert [e.action for e in store.audit_log()].count("judge.calibrate") == 1
 

@@ -1,5 +1,5 @@
 """The judge with the real embedded model: features from the same forward pass as the
-scores, and `judge eval` on the shipped fixture with the shipped calibration."""
+scores, and `judge eval` on the shipped fixture with the shipped calibrations."""
 
 from __future__ import annotations
 
@@ -43,14 +43,20 @@ def test_features_come_with_the_same_scores_and_match_an_uncached_prefix(
 
 
 @pytest.mark.slow
-def test_judge_eval_on_the_fixture_with_the_shipped_calibration(default_backend: Any) -> None:
-    shipped = shipped_calibration("default")
-    assert shipped is not None
+@pytest.mark.parametrize("judge", ["default_backend", "bf16_scorer_backend"])
+def test_judge_eval_on_the_fixture_with_the_shipped_calibration(
+    judge: str, request: pytest.FixtureRequest
+) -> None:
+    """Both shipped judges (the float32 one and the bfloat16 scorer, each with the
+    calibration fitted on its own features) on labels neither was fitted on."""
+    backend = request.getfixturevalue(judge)
+    shipped = shipped_calibration(backend.uri)
+    assert shipped is not None and shipped.model == backend.uri
     calibrator = Calibrator(
         Calibration(**shipped.model_dump(), id=1, created_by=SYSTEM, created_at=utcnow())
     )
     report = evaluate_judge(
-        default_backend,
+        backend,
         PRINCIPLES,
         load_labels(FIXTURE),
         calibrator=calibrator,

@@ -59,7 +59,7 @@ def layouts(default_backend: Any) -> Iterator[Any]:
 
 
 def _both(backend: Any, call: Any) -> tuple[Any, Any]:
-    backend.prefix_cache.clear()
+    backend.score_prefix_cache.clear()
     backend.score_layout = "packed"
     packed = call()
     backend.score_layout = "rows"
@@ -68,10 +68,10 @@ def _both(backend: Any, call: Any) -> tuple[Any, Any]:
     return packed, rows
 
 
-def _close(got: list[list[float]], want: list[list[float]]) -> None:
+def _close(got: list[list[float]], want: list[list[float]], rel: float = 0.0) -> None:
     assert len(got) == len(want)
     for row_got, row_want in zip(got, want, strict=True):
-        assert row_got == pytest.approx(row_want, abs=1e-4)
+        assert row_got == pytest.approx(row_want, abs=1e-4, rel=rel)
 
 
 @pytest.mark.slow
@@ -108,7 +108,9 @@ def test_packed_features_equal_the_row_layout_across_several_packs(layouts: Any)
 
     packed, rows = _both(layouts, call)
     _close([s.logprobs for s in packed], [s.logprobs for s in rows])
-    _close([s.features for s in packed], [s.features for s in rows])
+    # Hidden states reach the hundreds, where float32 rounding alone is about 3e-5 per
+    # operation: they agree to float32's relative precision, not to an absolute 1e-4.
+    _close([s.features for s in packed], [s.features for s in rows], rel=1e-6)
 
 
 @pytest.mark.slow
