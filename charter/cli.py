@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from charter import (
+    _draft_cli,
     _history_cli,
     _hooks_cli,
     _judge_cli,
@@ -67,6 +68,7 @@ app.add_typer(_models_cli.app, name="models")
 _judge_eval_cli.register(_judge_cli.judge_app)
 app.add_typer(_judge_cli.judge_app, name="judge")
 app.add_typer(_hooks_cli.hooks_app, name="hooks")
+app.add_typer(_draft_cli.draft_app, name="draft")
 
 
 def main() -> None:
