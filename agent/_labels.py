@@ -15,7 +15,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from agent._jsonl import objects
 from principles import InvalidInput, JudgeLabel
 
 
@@ -34,9 +36,7 @@ class LabelledPair:
         return int(self.label > 0.5)
 
 
-def _line_pair(obj: object, where: str) -> LabelledPair:
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"{where}: expected a JSON object")
+def _line_pair(obj: dict[str, Any], where: str) -> LabelledPair:
     for key in ("prompt", "response", "principle"):
         if not isinstance(obj.get(key), str) or not obj[key].strip():
             raise InvalidInput(f"{where}: {key!r} must be a non-empty string")
@@ -55,16 +55,7 @@ def _line_pair(obj: object, where: str) -> LabelledPair:
 
 def parse_labels(text: str, source: str = "labels") -> list[LabelledPair]:
     """Every labelled pair of a JSONL text, or `InvalidInput` naming the first bad line."""
-    pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InvalidInput(f"{where}: not valid JSON ({error.msg})") from error
-        pairs.append(_line_pair(obj, where))
+    pairs = [_line_pair(obj, where) for _, where, obj in objects(text, source)]
     if not pairs:
         raise InvalidInput(f"{source}: no labels in the file")
     return pairs

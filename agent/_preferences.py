@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent._jsonl import objects
 from agent._prompts import render_constitution
 from agent.models import Backend, ChatMessage
 from principles import InvalidInput, Principle
@@ -48,16 +49,7 @@ def parse_preferences(text: str, source: str = "preferences") -> list[Preference
     """Every pair of a JSONL text, or `InvalidInput` naming the first bad line; other keys
     are allowed and ignored."""
     pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{where}: not JSON ({exc.msg})") from exc
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"{where}: expected a JSON object")
+    for _, where, obj in objects(text, source):
         for key in ("prompt", "chosen", "rejected"):
             if not isinstance(obj.get(key), str) or not obj[key].strip():
                 raise InvalidInput(f"{where}: {key!r} must be a non-empty string")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent._jsonl import objects
 from principles import InvalidInput, Task, validation_message
 
 BUILTIN = "builtin"
@@ -28,29 +28,21 @@ def parse_tasks(text: str, source: str) -> list[Task]:
     its number."""
     tasks: list[Task] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{source}:{n}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(data, dict):
-            raise InvalidInput(f"{source}:{n}: each line must be a JSON object")
+    for n, where, data in objects(text, source, comments=True):
         derived = "id" not in data and isinstance(data.get("prompt"), str)
         if derived:
             data = {**data, "id": derived_id(data["prompt"])}
         try:
             task = Task.model_validate(data)
         except ValidationError as exc:
-            raise InvalidInput(f"{source}:{n}: {validation_message(exc)}") from exc
+            raise InvalidInput(f"{where}: {validation_message(exc)}") from exc
         if task.id in seen:
             if derived:
                 raise InvalidInput(
-                    f"{source}:{n}: the same prompt as line {seen[task.id]} "
+                    f"{where}: the same prompt as line {seen[task.id]} "
                     f"(derived task id {task.id!r} appears twice)"
                 )
-            raise InvalidInput(f"{source}:{n}: task id {task.id!r} appears twice")
+            raise InvalidInput(f"{where}: task id {task.id!r} appears twice")
         seen[task.id] = n
         tasks.append(task)
     if not tasks:

@@ -35,7 +35,7 @@ DRAFT_TOKENS = 256
 DRAFT_SEED = 1014
 
 
-def _timed(fn: Callable[[], Any], repeat: int = 1) -> float:
+def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
     """Median wall time of `repeat` runs."""
     times = []
     for _ in range(repeat):
@@ -80,8 +80,8 @@ def _decode_rate(
         return loop(backend.model, batch, decoding, tokenizer=backend.tokenizer)
 
     run(2)
-    prefill = _timed(lambda: run(1), 3)
-    total = _timed(lambda: run(new_tokens), 3)
+    prefill = timed(lambda: run(1), 3)
+    total = timed(lambda: run(new_tokens), 3)
     tokens = run(new_tokens)
     steps = max(len(row) for row in tokens)
     return len(prompts) * (steps - 1) / (total - prefill), tokens

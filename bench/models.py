@@ -30,6 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # before bench/ (store.py)
 
+from _generation import decode_figures, draft_figures, timed
+
 from agent.models import ChatMessage, GenerationParams, ensure_default_model, load_backend
 
 RULES = [
@@ -89,16 +91,6 @@ def pair(output: str, principle: str) -> list[ChatMessage]:
             ),
         )
     ]
-
-
-def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
-    """Median wall time of `repeat` runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class Peak:
@@ -220,7 +212,6 @@ def generation(backend: Any, out: Figures) -> None:
     """Greedy decode rates at batch 1 and 8 (prefill subtracted) and seconds per structured
     draft, through the lean decode loop Charter uses and through `model.generate` (the path
     it replaced) in the same run; see bench/_generation.py."""
-    from _generation import decode_figures, draft_figures
 
     decode = decode_figures(backend)
     for size in (1, 8):

@@ -85,12 +85,12 @@ def test_labels_file_takes_binary_labels_and_graded_scores() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "labels line 2: not valid JSON"),
-        (_line(label=2), "labels line 2: label must be 0 or 1"),
-        (_line(score=1.5), "labels line 2: score must be in [0, 1]"),
-        (_line(label=1, score=1.0), "labels line 2: give exactly one of"),
-        (_line(principle=""), "labels line 2: 'principle' must be a non-empty string"),
-        (_line(label="yes"), "labels line 2: label must be a number"),
+        ("{not json", "labels:2: not valid JSON"),
+        (_line(label=2), "labels:2: label must be 0 or 1"),
+        (_line(score=1.5), "labels:2: score must be in [0, 1]"),
+        (_line(label=1, score=1.0), "labels:2: give exactly one of"),
+        (_line(principle=""), "labels:2: 'principle' must be a non-empty string"),
+        (_line(label="yes"), "labels:2: label must be a number"),
     ],
 )
 def test_a_bad_labels_line_is_refused_with_its_number(line: str, message: str) -> None:

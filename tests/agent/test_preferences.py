@@ -94,8 +94,8 @@ def test_preferences_files_are_read_and_a_bad_line_is_named(tmp_path: Path) -> N
     good.write_text(json.dumps(rows[0]) + "\n\n")
     assert load_preferences(good) == [Preference("p", "a", "b")]
     cases = [
-        ("not json", "not JSON"),
-        ("[1]", "expected a JSON object"),
+        ("not json", "not valid JSON"),
+        ("[1]", "each line must be a JSON object"),
         ('{"prompt": "p", "chosen": "a"}', "'rejected' must be a non-empty string"),
         ('{"prompt": "p", "chosen": "a ", "rejected": "a"}', "the same text"),
     ]

@@ -62,7 +62,7 @@ def test_a_bad_labels_line_is_one_error_line_with_its_number(cli: CLI, tmp_path:
     bad.write_text(good + "\n" + json.dumps({"prompt": "p", "response": "r"}) + "\n")
     code, out, err = cli("judge", "eval", "--labels", str(bad), *SCRIPTED)
     assert code == 4 and out == ""
-    assert err.strip().count("\n") == 0 and "bad.jsonl line 2" in err
+    assert err.strip().count("\n") == 0 and "bad.jsonl:2" in err
 
 
 def test_labels_for_a_principle_outside_the_constitution_need_a_principles_file(
