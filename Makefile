@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/loop.py
 	$(PY) bench/judge.py
 	$(PY) bench/drafts.py
+	$(PY) bench/drafting.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -129,7 +129,7 @@ def _p_first(scores: Sequence[float]) -> float:
     return ea / (ea + eb)
 
 
-def _credit(p: float) -> float:
+def credit(p: float) -> float:
     """1 when `chosen` wins, 0 when it loses, a half for a tie (to float rounding: a judge
     that only prefers a position gives exactly one half once both orders are averaged)."""
     if abs(p - 0.5) < 1e-9:
@@ -137,10 +137,13 @@ def _credit(p: float) -> float:
     return 1.0 if p > 0.5 else 0.0
 
 
-def bootstrap_mean_ci(values: Sequence[float], seed: str) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean of `values` (resampled, seeded)."""
+def bootstrap_mean_ci(
+    values: Sequence[float], seed: str, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean of `values` (resampled, seeded); with fewer
+    than two values, the `bounds` the mean can take."""
     if len(values) < 2:
-        return (0.0, 1.0)
+        return bounds
     rng = random.Random(f"preferences:{seed}")
     n = len(values)
     means = [sum(rng.choices(values, k=n)) / n for _ in range(RESAMPLES)]
@@ -164,7 +167,7 @@ def reconstruct(
     scores = backend.score_options(prompts, OPTIONS, shared_prefix=comparison_prefix(principles))
     firsts = [_p_first(s) for s in scores]
     p_chosen = [(firsts[2 * i] + 1 - firsts[2 * i + 1]) / 2 for i in range(len(pairs))]
-    credits = [_credit(p) for p in p_chosen]
+    credits = [credit(p) for p in p_chosen]
     digest = hashlib.sha256(
         json.dumps([[p.prompt, p.chosen, p.rejected] for p in pairs]).encode()
     ).hexdigest()[:16]

@@ -299,6 +299,11 @@ def worked_examples() -> list[str]:
     return [json.loads(r)["text"] for r in replies]
 
 
+def worked_example_ids() -> set[str]:
+    """The ids of the worked examples of new principles, which a draft must not reuse."""
+    return {json.loads(r)["id"] for _, r in _ADD_EXAMPLES}
+
+
 def _with_example(
     examples: Sequence[tuple[str, str]], variant: int, request: str
 ) -> list[ChatMessage]:
@@ -328,3 +333,21 @@ def add_request(
     """A new principle for `failures`; `variant` picks the worked example."""
     listed = ", ".join(p.id for p in principles)
     return _with_example(_ADD_EXAMPLES, variant, _add_turn(listed, failures))
+
+
+def preference_request(
+    principles: Sequence[Principle], prompt: str, chosen: str, rejected: str, variant: int = 0
+) -> list[ChatMessage]:
+    """A new principle that would explain why people preferred `chosen` to `rejected`
+    (Inverse Constitutional AI's proposal step); `variant` picks the worked example."""
+    listed = ", ".join(p.id for p in principles) or "none yet"
+    turn = (
+        f"The constitution has these principles: {listed}.\n"
+        "People compared two answers to the same request and preferred the first:\n"
+        f"- Request: {_clip(prompt)}\n- Preferred: {_clip(chosen, 240)}\n"
+        f"- Not preferred: {_clip(rejected, 240)}\n\n"
+        "Propose one new principle that explains this preference in general, not for this "
+        f"request only: a short kebab-case id, a title and a text. {_RULE_FORM}"
+        ' Reply in JSON with the keys "id", "title" and "text".'
+    )
+    return _with_example(_ADD_EXAMPLES, variant, turn)

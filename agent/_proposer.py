@@ -152,7 +152,8 @@ def candidates(
     return unique
 
 
-def _duplicates(draft: AmendmentDraft, pending: Sequence[Amendment]) -> Amendment | None:
+def duplicates(draft: AmendmentDraft, pending: Sequence[Amendment]) -> Amendment | None:
+    """The pending amendment that makes the same change as `draft`, if any."""
     for a in pending:
         if a.draft.op != draft.op or a.draft.principle_id != draft.principle_id:
             continue
@@ -208,7 +209,7 @@ def propose(
         except (CharterError, ValueError) as exc:
             skipped.append(f"{c.op} {c.principle_id or '(new)'}: {str(exc).splitlines()[0]}")
             continue
-        if (dup := _duplicates(draft, pending)) is not None:
+        if (dup := duplicates(draft, pending)) is not None:
             skipped.append(f"{c.op} {draft.principle_id}: duplicates amendment {dup.id}")
             continue
         drafts.append(draft)

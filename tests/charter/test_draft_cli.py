@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agent.models import ScriptedBackend, register_backend
+from store import Store
 from tests.agent.test_preferences import rule_judge
 from tests.charter.test_cli import CLI
 
@@ -87,3 +88,45 @@ def cli_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
     c = CLI(tmp_path / "default.db", capsys)
     c.ok("init")
     return c
+
+
+@register_backend("icai_test")
+def _drafter(target: str, **options: Any) -> ScriptedBackend:
+    from tests.agent.test_icai import backend
+
+    return backend()
+
+
+def test_draft_from_preferences_proposes_what_helps_and_applies_nothing(
+    cli_default: CLI, tmp_path: Path
+) -> None:
+    from tests.agent.test_icai import pairs
+
+    path = tmp_path / "icai.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+            for p in pairs()
+        )
+    )
+    before = cli_default.json("principles", "list")
+    args = ("draft", "--preferences", str(path), "--samples", "9", "--model", "icai_test:")
+    report = cli_default.json(*args)
+    assert isinstance(report, dict)
+    assert [c["id"] for c in report["candidates"] if c["kept"]] == ["cite-sources"]
+    assert report["heldout_after"]["accuracy"] > report["heldout_before"]["accuracy"]
+    [number] = report["proposed"]
+    assert cli_default.json("principles", "list") == before  # nothing applied
+    with Store(str(cli_default.db)) as store:
+        amendment = store.amendment(number)
+    assert amendment.status == "proposed" and amendment.proposer == "agent:charter-agent"
+    assert amendment.draft.op == "add" and amendment.draft.principle_id == "cite-sources"
+    assert any("training pairs: 1.00" in e for e in amendment.draft.evidence)
+    assert any("held-out pairs" in e for e in amendment.draft.evidence)
+    again = cli_default.json(*args, "--seed", "1")
+    assert isinstance(again, dict) and again["proposed"] == []
+    assert f"cite-sources: duplicates amendment {number}" in again["failed"]
+    out = cli_default.ok(*args)
+    assert "cite-sources" in out
+    code, _, err = cli_default("draft", "--max", "2")
+    assert code == 4 and "give --preferences FILE" in err
