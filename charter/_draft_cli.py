@@ -78,7 +78,8 @@ def draft(
         return
     table(
         f"{len(found.candidates)} candidate principles from {found.train_n} training pairs "
-        f"(no new principle: {found.baseline_train.accuracy:.2f} reconstructed)",
+        f"(the bar: {found.baseline_train.accuracy:.2f} reconstructed by the head, or by a "
+        "placebo principle when it is empty)",
         ["id", "proposed by", "train accuracy", "kept"],
         [
             (c["id"], c["support"], f"{c['train']['accuracy']:.2f}", "yes" if c["kept"] else "")
@@ -103,7 +104,8 @@ def _amendment(found: Any, c: Any) -> Any:
     low, high = train.accuracy_ci
     evidence = [
         f"training pairs: {train.accuracy:.2f} [{low:.2f}, {high:.2f}] of {found.train_n} "
-        f"reconstructed with it, {base.accuracy:.2f} without",
+        f"reconstructed with it, {base.accuracy:.2f} by the head alone (a placebo principle "
+        "when the head is empty)",
         f"proposed by {c.support} of the sampled training pairs (near-duplicates merged)",
     ]
     if found.heldout_before and found.heldout_after:
