@@ -127,17 +127,10 @@ def test_the_default_model_drafts_and_keeps_only_what_beats_the_bar(default_back
     pipeline on the real model: candidates drafted and tested, every kept one above the bar
     with its CI, none kept by a gain inside the noise."""
     from agent._icai import gain
+    from agent._synthetic import source_pairs
     from agent.models import GenerationParams
-    from tests.agent.test_preferences import SOURCES, TOPICS
 
-    prefs = [
-        Preference(
-            f"Tell me about {topic}.",
-            f"Here is a short explanation of {topic}. (Source: {SOURCES[i % len(SOURCES)]}.)",
-            f"Here is a short explanation of {topic}.",
-        )
-        for i, topic in enumerate(TOPICS[:16])
-    ]
+    prefs = source_pairs(16)
     found = draft_from_preferences(
         default_backend, prefs, [], samples=3, params=GenerationParams(max_new_tokens=160)
     )

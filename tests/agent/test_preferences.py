@@ -19,6 +19,7 @@ from agent._preferences import (
     parse_preferences,
     reconstruct,
 )
+from agent._synthetic import RULES, source_pairs
 from agent.models import ChatMessage, ScriptedBackend
 from principles import InvalidInput, Principle
 
@@ -109,49 +110,13 @@ def test_preferences_files_are_read_and_a_bad_line_is_named(tmp_path: Path) -> N
         load_preferences(tmp_path / "missing.jsonl")
 
 
-TOPICS = [
-    "the boiling point of water",
-    "the capital of Japan",
-    "how vaccines work",
-    "why the sky is blue",
-    "the speed of light",
-    "how bees make honey",
-    "what causes tides",
-    "how rainbows form",
-    "the tallest mountain",
-    "how plants grow",
-    "why leaves change colour",
-    "how magnets work",
-    "what a black hole is",
-    "how the heart pumps blood",
-    "what causes earthquakes",
-    "how batteries store energy",
-    "why we sleep",
-    "how airplanes fly",
-    "what DNA is",
-    "how volcanoes erupt",
-]
-SOURCES = ["NASA", "the WHO", "Britannica", "a 2020 Nature paper", "the Royal Society"]
-
-
 @pytest.mark.slow
 def test_the_default_model_reconstructs_a_source_preference_only_when_told_the_rule(
     default_backend: Any,
 ) -> None:
     """20 synthetic pairs (ICAI's style): people preferred the answer that names a source."""
-    pairs = [
-        Preference(
-            f"Tell me about {topic}.",
-            f"Here is a short explanation of {topic}. (Source: {SOURCES[i % len(SOURCES)]}.)",
-            f"Here is a short explanation of {topic}.",
-        )
-        for i, topic in enumerate(TOPICS)
-    ]
-    rule = Principle(
-        id="cite-sources",
-        title="Cites its sources",
-        text="The response names the source of its information.",
-    )
+    pairs = source_pairs(20)
+    rule = RULES["names a source"][1]
     none = reconstruct(default_backend, [], pairs)
     told = reconstruct(default_backend, [rule], pairs)
     assert told.accuracy_ci[0] > max(0.5, none.accuracy_ci[1]), (none, told)
