@@ -34,7 +34,7 @@ from agent._preferences import (
     Preference,
     Reconstruction,
     bootstrap_mean_ci,
-    credit,
+    paired_credits,
     reconstruct,
 )
 from agent._prompts import (
@@ -55,12 +55,12 @@ PLACEBO = Principle(id="kind", title="Be kind", text="The response is kind to th
 
 @dataclass(frozen=True)
 class Candidate:
-    """A drafted principle, how many training pairs proposed it (near-duplicates merged)
-    and, once tested, the training pairs it reconstructs with the existing constitution."""
+    """A drafted principle, how many training pairs proposed it (near-duplicates merged),
+    and the training pairs it reconstructs with the existing constitution."""
 
     principle: Principle
     support: int
-    train: Reconstruction | None = None
+    train: Reconstruction
 
 
 @dataclass
@@ -95,24 +95,24 @@ def split(
     return ordered[held:], ordered[:held]
 
 
-def _merge(replies: Sequence[NewPrinciple]) -> list[Candidate]:
-    merged: list[Candidate] = []
+def _merge(replies: Sequence[NewPrinciple]) -> list[tuple[Principle, int]]:
+    """The distinct principles among `replies`, each with how many replies proposed it."""
+    merged: list[tuple[Principle, int]] = []
     for reply in replies:
-        for i, c in enumerate(merged):
-            alike = difflib.SequenceMatcher(a=c.principle.text, b=reply.text).ratio()
-            if c.principle.id == reply.id or alike >= SIMILAR:
-                merged[i] = Candidate(c.principle, c.support + 1)
+        for i, (principle, support) in enumerate(merged):
+            alike = difflib.SequenceMatcher(a=principle.text, b=reply.text).ratio()
+            if principle.id == reply.id or alike >= SIMILAR:
+                merged[i] = (principle, support + 1)
                 break
         else:
-            principle = Principle(id=reply.id, title=reply.title, text=reply.text)
-            merged.append(Candidate(principle, 1))
+            merged.append((Principle(id=reply.id, title=reply.title, text=reply.text), 1))
     return merged
 
 
 def gain(after: Reconstruction, before: Reconstruction) -> tuple[float, float]:
     """The paired bootstrap 95% CI of the share of pairs gained from `before` to `after`
     (each pair's credit in one minus the other)."""
-    diffs = [credit(a) - credit(b) for a, b in zip(after.p_chosen, before.p_chosen, strict=True)]
+    diffs = paired_credits(after, before)
     digest = hashlib.sha256(repr(diffs).encode()).hexdigest()[:16]
     return bootstrap_mean_ci(diffs, digest, bounds=(-1.0, 1.0))
 
@@ -154,21 +154,17 @@ def draft_from_preferences(
         failed=[f"pair {key + 1}: {why}" for key, why in sorted(drafted.failed.items())],
     )
     copied = worked_example_ids()
-    for c in _merge(replies):
-        if c.principle.id in taken:
-            result.failed.append(f"{c.principle.id}: the constitution already has this id")
+    for principle, support in _merge(replies):
+        if principle.id in taken:
+            result.failed.append(f"{principle.id}: the constitution already has this id")
             continue
-        if c.principle.id in copied:
-            result.failed.append(f"{c.principle.id}: the id of a worked example, copied")
+        if principle.id in copied:
+            result.failed.append(f"{principle.id}: the id of a worked example, copied")
             continue
-        tested = reconstruct(backend, [*existing, c.principle], train)
-        result.candidates.append(Candidate(c.principle, c.support, tested))
-    better = [
-        c
-        for c in result.candidates
-        if c.train is not None and gain(c.train, result.baseline_train)[0] > 0
-    ]
-    better.sort(key=lambda c: (-c.train.accuracy, -c.train.mean_p_chosen, -c.support))  # type: ignore[union-attr]
+        tested = reconstruct(backend, [*existing, principle], train)
+        result.candidates.append(Candidate(principle, support, tested))
+    better = [c for c in result.candidates if gain(c.train, result.baseline_train)[0] > 0]
+    better.sort(key=lambda c: (-c.train.accuracy, -c.train.mean_p_chosen, -c.support))
     result.kept = better[:max_principles]
     if result.kept:
         result.heldout_before = reconstruct(backend, existing, heldout)

@@ -137,6 +137,11 @@ def credit(p: float) -> float:
     return 1.0 if p > 0.5 else 0.0
 
 
+def paired_credits(after: Reconstruction, before: Reconstruction) -> list[float]:
+    """Per pair, the credit under `after` minus the credit under `before` (same pairs)."""
+    return [credit(a) - credit(b) for a, b in zip(after.p_chosen, before.p_chosen, strict=True)]
+
+
 def bootstrap_mean_ci(
     values: Sequence[float], seed: str, bounds: tuple[float, float] = (0.0, 1.0)
 ) -> tuple[float, float]:

@@ -29,14 +29,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from agent import open_backend  # noqa: E402
 from agent._icai import PLACEBO, draft_from_preferences, gain, split  # noqa: E402
-from agent._preferences import Reconstruction, credit, reconstruct  # noqa: E402
+from agent._preferences import Reconstruction, paired_credits, reconstruct  # noqa: E402
 from agent._synthetic import RULES  # noqa: E402
 from agent.models import GenerationParams  # noqa: E402
 
 
 def margin(after: Reconstruction, before: Reconstruction) -> dict[str, Any]:
     low, high = gain(after, before)
-    diffs = [credit(a) - credit(b) for a, b in zip(after.p_chosen, before.p_chosen, strict=True)]
+    diffs = paired_credits(after, before)
     return {
         "margin": round(sum(diffs) / len(diffs), 4),
         "margin_ci": [round(low, 4), round(high, 4)],

@@ -5,13 +5,17 @@ constitution explains preferences."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charter._output import emit_json, say, table
+from charter._output import emit_json, say, table, with_ci
 from charter._settings import settings_of
-from principles import InvalidInput
+from principles import AmendmentDraft, InvalidInput
+
+if TYPE_CHECKING:
+    from agent._icai import Candidate, Drafted
+    from agent._preferences import Reconstruction
 
 draft_app = typer.Typer(
     help="The agent drafts principles of its own, for people to review.",
@@ -97,9 +101,7 @@ def draft(
     )
 
 
-def _amendment(found: Any, c: Any) -> Any:
-    from principles import AmendmentDraft
-
+def _amendment(found: Drafted, c: Candidate) -> AmendmentDraft:
     train, base = c.train, found.baseline_train
     low, high = train.accuracy_ci
     evidence = [
@@ -124,10 +126,10 @@ def _amendment(found: Any, c: Any) -> Any:
     )
 
 
-def _report(found: Any, proposed: list[int]) -> dict[str, Any]:
+def _report(found: Drafted, proposed: list[int]) -> dict[str, Any]:
     kept = {c.principle.id for c in found.kept}
 
-    def figures(r: Any) -> dict[str, Any] | None:
+    def figures(r: Reconstruction | None) -> dict[str, Any] | None:
         return r.as_json() if r is not None else None
 
     return {
@@ -154,10 +156,9 @@ def _report(found: Any, proposed: list[int]) -> dict[str, Any]:
 
 
 def _fmt(figures: dict[str, Any]) -> tuple[str, ...]:
-    low, high = figures["accuracy_ci"]
     return (
         str(figures["n"]),
-        f"{figures['accuracy']:.3f} [{low:.2f}, {high:.2f}]",
+        with_ci(figures["accuracy"], figures["accuracy_ci"]),
         f"{figures['mean_p_chosen']:.3f}",
         f"{figures['position_bias']:+.3f}",
     )

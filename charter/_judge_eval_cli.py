@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charter._output import emit_json, say, table
+from charter._output import emit_json, say, table, with_ci
 from charter._settings import Settings, settings_of
 from principles import InvalidInput, Principle
 from store import Store
@@ -58,24 +58,18 @@ def _labelled(store: Store, labels: Path | None, from_reviews: bool) -> tuple[li
     return found, "reviewers"
 
 
-def _fmt(value: float | None, ci: Any = None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-
-
 def _figure_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     rows = [*report["principles"], {"principle": "overall", **report["overall"]}]
     return [
         (
             r["principle"],
             r["n"],
-            _fmt(r["auc"], r["auc_ci"]),
-            _fmt(r["accuracy"], r["accuracy_ci"]),
-            _fmt(r["balanced_accuracy"]),
-            _fmt(r["kappa"], r["kappa_ci"]),
-            _fmt(r["spearman"], r["spearman_ci"]),
-            _fmt(r["ece"]),
+            with_ci(r["auc"], r["auc_ci"]),
+            with_ci(r["accuracy"], r["accuracy_ci"]),
+            with_ci(r["balanced_accuracy"]),
+            with_ci(r["kappa"], r["kappa_ci"]),
+            with_ci(r["spearman"], r["spearman_ci"]),
+            with_ci(r["ece"]),
         )
         for r in rows
     ]
@@ -231,8 +225,8 @@ def judge_show(ctx: typer.Context, model: ModelOpt = "default", as_json: JsonOpt
                     r["principle"],
                     r["n"],
                     r["lambda"],
-                    _fmt(r["cv_auc"], r["cv_auc_ci"]),
-                    _fmt(r["raw_auc"]),
+                    with_ci(r["cv_auc"], r["cv_auc_ci"]),
+                    with_ci(r["raw_auc"]),
                 )
                 for r in fitted_summary(found)
             ],
@@ -242,7 +236,7 @@ def judge_show(ctx: typer.Context, model: ModelOpt = "default", as_json: JsonOpt
     else:
         typer.echo(
             f"last measured {measured.created_at:%Y-%m-%d %H:%M} on {measured.n} labels "
-            f"({measured.source or 'labels'}): AUC {_fmt(measured.auc)}"
+            f"({measured.source or 'labels'}): AUC {with_ci(measured.auc)}"
         )
 
 

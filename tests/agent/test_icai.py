@@ -69,8 +69,8 @@ def test_helpful_candidates_are_merged_tested_and_kept_unhelpful_ones_dropped() 
     assert set(ids) == {"be-brief", "cite-sources"}  # name-sources merged into cite-sources
     assert ids["cite-sources"].support > 1
     assert found.baseline_train.accuracy == 0.5
-    assert ids["cite-sources"].train.accuracy == 1.0  # type: ignore[union-attr]
-    assert ids["be-brief"].train.accuracy == 0.5  # type: ignore[union-attr]
+    assert ids["cite-sources"].train.accuracy == 1.0
+    assert ids["be-brief"].train.accuracy == 0.5
     assert [c.principle.id for c in found.kept] == ["cite-sources"]
     assert found.heldout_before is not None and found.heldout_after is not None
     assert found.heldout_before.accuracy == 0.5 and found.heldout_after.accuracy == 1.0
@@ -138,5 +138,5 @@ def test_the_default_model_drafts_and_keeps_only_what_beats_the_bar(default_back
     assert found.candidates or found.failed or found.rejected
     assert all(c.train is not None and c.train.n == found.train_n for c in found.candidates)
     for c in found.kept:
-        assert gain(c.train, found.baseline_train)[0] > 0  # type: ignore[arg-type]
+        assert gain(c.train, found.baseline_train)[0] > 0
     assert (found.heldout_after is None) == (not found.kept)
