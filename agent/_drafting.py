@@ -18,15 +18,23 @@ distinct (variant and seed), so the LM-call cache replays them one for one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel
 
-from agent._prompts import MergedPrinciple, NewPrinciple, RevisedPrinciple
+from agent._prompts import MergedPrinciple, NewPrinciple, RevisedPrinciple, worked_example_ids
 from agent.models import Backend, ChatMessage, GenerationParams
-from principles import CharterError, DraftProblem, DraftReason, best_draft, check_draft
+from principles import (
+    CharterError,
+    DraftProblem,
+    DraftReason,
+    Principle,
+    best_draft,
+    check_draft,
+)
 
 TextOp = Literal["revise", "merge", "add"]
 SCHEMAS: dict[TextOp, type[RevisedPrinciple | MergedPrinciple | NewPrinciple]] = {
@@ -40,6 +48,8 @@ ROUNDS = 3
 """Sampling rounds at most; a round adds one candidate per variant to each change that
 still has no well-formed candidate."""
 EXCERPT = 160
+SIMILAR = 0.8
+"""New principles whose texts are at least this alike (difflib's ratio) are one candidate."""
 
 
 @dataclass(frozen=True)
@@ -191,3 +201,29 @@ def _choose(
         )
         return
     done.replies[request.key] = found[best][0]
+
+
+def merge_new(replies: Sequence[NewPrinciple]) -> list[tuple[Principle, list[int]]]:
+    """The distinct new principles among `replies` (same id, or texts at least `SIMILAR`
+    alike, are one), in first-seen order, each with the indices of the replies that
+    proposed it."""
+    merged: list[tuple[Principle, list[int]]] = []
+    for n, reply in enumerate(replies):
+        for principle, members in merged:
+            alike = difflib.SequenceMatcher(a=principle.text, b=reply.text).ratio()
+            if principle.id == reply.id or alike >= SIMILAR:
+                members.append(n)
+                break
+        else:
+            merged.append((Principle(id=reply.id, title=reply.title, text=reply.text), [n]))
+    return merged
+
+
+def id_problem(principle_id: str, taken: Collection[str]) -> str | None:
+    """Why a drafted new principle's id cannot be proposed: the constitution has it, or it is
+    a worked example's, copied from the prompt; None when it is free."""
+    if principle_id in taken:
+        return "the constitution already has this id"
+    if principle_id in worked_example_ids():
+        return "the id of a worked example, copied"
+    return None

@@ -6,9 +6,9 @@ Given `{"prompt", "chosen", "rejected"}` pairs:
 2. for a sample of the training pairs, the model proposes one principle that would explain
    why `chosen` won (`agent._prompts.preference_request`, structured output, several
    sampled variants, degenerate drafts rejected by the proposer's filter);
-3. near-duplicate candidates are merged (same id, or texts at least `SIMILAR` alike), each
-   keeping how many pairs proposed it; a candidate that reuses an id of the constitution or
-   of a worked example is set aside with the reason;
+3. near-duplicate candidates are merged (`agent._drafting.merge_new`: same id, or alike
+   texts), each keeping how many pairs proposed it; a candidate that reuses an id of the
+   constitution or of a worked example is set aside with the reason;
 4. each candidate, added alone to the existing constitution, is tested on the training pairs
    (`agent._preferences.reconstruct`); those that reconstruct more pairs than the existing
    constitution does, by a margin whose paired bootstrap 95% CI lies above zero (a gain
@@ -24,12 +24,11 @@ Nothing is applied: the caller proposes the kept principles as `add` amendments.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agent._drafting import DraftRequest, RejectedDraft, draft_texts
+from agent._drafting import DraftRequest, RejectedDraft, draft_texts, id_problem, merge_new
 from agent._preferences import (
     Preference,
     Reconstruction,
@@ -37,18 +36,11 @@ from agent._preferences import (
     paired_credits,
     reconstruct,
 )
-from agent._prompts import (
-    VARIANTS,
-    NewPrinciple,
-    preference_request,
-    worked_example_ids,
-    worked_examples,
-)
+from agent._prompts import VARIANTS, NewPrinciple, preference_request, worked_examples
 from agent.models import Backend, GenerationParams
 from principles import InvalidInput, Principle
 
 HELDOUT_SHARE = 0.3
-SIMILAR = 0.8
 SAMPLES = 8
 PLACEBO = Principle(id="kind", title="Be kind", text="The response is kind to the user.")
 
@@ -95,20 +87,6 @@ def split(
     return ordered[held:], ordered[:held]
 
 
-def _merge(replies: Sequence[NewPrinciple]) -> list[tuple[Principle, int]]:
-    """The distinct principles among `replies`, each with how many replies proposed it."""
-    merged: list[tuple[Principle, int]] = []
-    for reply in replies:
-        for i, (principle, support) in enumerate(merged):
-            alike = difflib.SequenceMatcher(a=principle.text, b=reply.text).ratio()
-            if principle.id == reply.id or alike >= SIMILAR:
-                merged[i] = (principle, support + 1)
-                break
-        else:
-            merged.append((Principle(id=reply.id, title=reply.title, text=reply.text), 1))
-    return merged
-
-
 def gain(after: Reconstruction, before: Reconstruction) -> tuple[float, float]:
     """The paired bootstrap 95% CI of the share of pairs gained from `before` to `after`
     (each pair's credit in one minus the other)."""
@@ -153,16 +131,12 @@ def draft_from_preferences(
         rejected=drafted.rejected,
         failed=[f"pair {key + 1}: {why}" for key, why in sorted(drafted.failed.items())],
     )
-    copied = worked_example_ids()
-    for principle, support in _merge(replies):
-        if principle.id in taken:
-            result.failed.append(f"{principle.id}: the constitution already has this id")
-            continue
-        if principle.id in copied:
-            result.failed.append(f"{principle.id}: the id of a worked example, copied")
+    for principle, members in merge_new(replies):
+        if (why := id_problem(principle.id, taken)) is not None:
+            result.failed.append(f"{principle.id}: {why}")
             continue
         tested = reconstruct(backend, [*existing, principle], train)
-        result.candidates.append(Candidate(principle, support, tested))
+        result.candidates.append(Candidate(principle, len(members), tested))
     better = [c for c in result.candidates if gain(c.train, result.baseline_train)[0] > 0]
     better.sort(key=lambda c: (-c.train.accuracy, -c.train.mean_p_chosen, -c.support))
     result.kept = better[:max_principles]

@@ -54,6 +54,7 @@ def start_run(
 ) -> Run:
     """Create a run (tasks split into train and held-out) and run it to its end, traced on
     `tracer` (nothing is traced without one)."""
+    require_principles(store, constitution)
     tasks = load_tasks(config.tasks)
     if config.tasks_limit is not None and len(tasks) > config.tasks_limit:
         rng = random.Random(config.seed)
@@ -70,6 +71,16 @@ def start_run(
         model_info={**backend.info().model_dump(mode="json"), "judge": standing},
     )
     return continue_run(store, backend, run.id, progress=progress, tracer=tracer)
+
+
+def require_principles(store: Store, constitution: str) -> None:
+    """A run refines principles, so it needs some: a constitution started empty gets them
+    drafted and approved first."""
+    if not store.constitution(constitution).principles:
+        raise InvalidInput(
+            f"constitution {constitution!r} has no principles yet: draft them (charter draft "
+            "--purpose TEXT), approve and apply them, then run"
+        )
 
 
 def judge_standing(store: Store, backend: Backend, config: RunConfig) -> dict[str, Any]:

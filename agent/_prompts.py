@@ -31,6 +31,10 @@ def render_constitution(principles: Sequence[Principle]) -> str:
 
 
 def actor_system(principles: Sequence[Principle]) -> list[ChatMessage]:
+    """The actor's system prompt; with no principles yet (a constitution being drafted),
+    the assistant's role alone."""
+    if not principles:
+        return [ChatMessage(role="system", content="You are a helpful AI assistant.")]
     return [
         ChatMessage(
             role="system",
@@ -348,6 +352,36 @@ def preference_request(
         f"- Not preferred: {_clip(rejected, 240)}\n\n"
         "Propose one new principle that explains this preference in general, not for this "
         f"request only: a short kebab-case id, a title and a text. {_RULE_FORM}"
+        ' Reply in JSON with the keys "id", "title" and "text".'
+    )
+    return _with_example(_ADD_EXAMPLES, variant, turn)
+
+
+def purpose_principle(purpose: str) -> Principle:
+    """The purpose stated as a principle, so that the critic can judge answers against it."""
+    return Principle(id="purpose", title="The assistant's purpose", text=purpose)
+
+
+def purpose_request(
+    principles: Sequence[Principle],
+    purpose: str,
+    prompt: str,
+    answer: str,
+    critique: str,
+    variant: int = 0,
+) -> list[ChatMessage]:
+    """A new principle that would make answers like `answer` serve `purpose` better (the
+    critique says how this one fell short); `variant` picks the worked example."""
+    listed = ", ".join(p.id for p in principles) or "none yet"
+    turn = (
+        f"The assistant's purpose: {_clip(purpose, 240)}\n"
+        f"The constitution has these principles: {listed}.\n"
+        "This answer serves the purpose poorly:\n"
+        f"- Request: {_clip(prompt)}\n- Answer: {_clip(answer, 240)}\n"
+        f"- Critique: {_clip(critique, 240)}\n\n"
+        "Propose one new principle that would help the assistant serve its purpose in "
+        "every answer, not for this request only: a short kebab-case id, a title and a text. "
+        f"{_RULE_FORM}"
         ' Reply in JSON with the keys "id", "title" and "text".'
     )
     return _with_example(_ADD_EXAMPLES, variant, turn)

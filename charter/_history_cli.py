@@ -61,12 +61,18 @@ def register(app: typer.Typer) -> None:
         if_missing: Annotated[
             bool, typer.Option("--if-missing", help="do nothing if it already exists")
         ] = False,
+        empty: Annotated[
+            bool,
+            typer.Option("--empty", help="no principles: the agent drafts them (charter draft)"),
+        ] = False,
     ) -> None:
-        """Create the database and a constitution from a file or the default one.
+        """Create the database and a constitution from a file, the default one, or none.
 
         It is named by -c when given, else by the file, else `default`."""
         s = settings_of(ctx)
-        read = read_seed(source)
+        if empty and source is not None:
+            raise InvalidInput("give --from FILE or --empty, not both")
+        read = Seed(name=DEFAULT) if empty else read_seed(source)
         name = s.chosen or (read.name if source is not None else DEFAULT)
         seed = Seed.model_validate({**read.model_dump(), "name": name})  # -c is a name too
         renamed = f" (the file names it {read.name!r})" if source and name != read.name else ""
@@ -80,6 +86,8 @@ def register(app: typer.Typer) -> None:
             f"with {len(revision.entries)} principles"
             + ("" if name == DEFAULT else f" (select it with -c {name})")
         )
+        if empty:
+            say("draft its principles with `charter draft --purpose TEXT` (or --preferences)")
 
     @principles_app.command("list")
     def principles_list(

@@ -71,11 +71,13 @@ def moment(value: datetime | None) -> str:
     return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
 
 
-def with_ci(value: float | None, ci: Any = None) -> str:
-    """A figure to three places, with its 95% CI to two when it has one; `-` for none."""
+def with_ci(value: float | None, ci: Any = None, *, signed: bool = False) -> str:
+    """A figure to three places, with its 95% CI to two when it has one (with signs for an
+    effect); `-` for none."""
     if value is None:
         return "-"
-    return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    sign = "+" if signed else ""
+    return f"{value:{sign}.3f}" + (f" [{ci[0]:{sign}.2f}, {ci[1]:{sign}.2f}]" if ci else "")
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -172,6 +172,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the refinement loop (or resume a killed one) and print a summary."""
         from agent import continue_run, open_backend, preset, start_run, summarize, tracing_from_env
+        from agent._loop import require_principles
         from charter._hooks import Dispatcher
 
         s = settings_of(ctx)
@@ -199,6 +200,8 @@ def register(app: typer.Typer) -> None:
                     )
                 except ValueError as exc:
                     raise InvalidInput(validation_message(exc)) from exc
+            if resume is None:
+                require_principles(store, s.constitution)
             say(f"loading model {config.model} ...")
             tracer = tracing_from_env(
                 capture_content=True if trace_content else None, warn=lambda t: say(f"warning: {t}")

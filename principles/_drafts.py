@@ -92,6 +92,7 @@ _META: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("the evidence", re.compile(r"\bevidence (?:above|below)\b|\bthis evidence\b")),
     ("the rationale", re.compile(r"\brationale\b")),
     ("the redraft", re.compile(r"\bredraft(?:ed|s)?\b")),
+    ("the request's format", re.compile(r"\bkebab[- ]?case\b|\breply in json\b")),
 )
 
 # Words too common to show that two texts are about the same thing.
@@ -273,7 +274,8 @@ def _off_topic(tokens: list[str], topic: str) -> list[DraftProblem]:
     return [
         DraftProblem(
             reason="off-topic",
-            message="off topic: it shares no content word with the principle it replaces",
+            message="off topic: it shares no content word with its topic (the principle it "
+            "replaces, or the purpose it serves)",
         )
     ]
 

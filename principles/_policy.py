@@ -125,12 +125,16 @@ def entrenched_touched(head: Constitution, draft: AmendmentDraft) -> list[str]:
 
 
 def check_size(policy: Policy, head: Constitution, changes: list[Change]) -> None:
+    """The constitution after `changes` is within the policy's bounds; one still under the
+    minimum (started empty, its principles being drafted) may grow towards it."""
     ids = set(head.entries)
     for change in changes:
         if change.principle is None:
             ids.discard(change.principle_id)
         else:
             ids.add(change.principle_id)
+    if len(ids) < policy.min_principles and len(ids) >= len(head.entries):
+        return
     check_count(policy, len(ids), "the constitution would have")
 
 

@@ -30,12 +30,15 @@ _HEADING = re.compile(r"^#\s+(?P<id>\S+?)\s*:\s*(?P<title>.+?)\s*(?P<flag>\[entr
 
 
 class Seed(BaseModel):
-    """A whole constitution as a file holds it: a name and its principles in order."""
+    """A whole constitution as a file holds it: a name and its principles in order.
+
+    A file must hold at least one principle (`_build`); an empty seed starts a constitution
+    whose principles the agent drafts for people to review (`charter init --empty`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(default="default", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
     description: str = ""
-    principles: tuple[Principle, ...] = Field(min_length=1)
+    principles: tuple[Principle, ...] = ()
 
     @field_validator("principles")
     @classmethod
@@ -79,9 +82,14 @@ def _build(data: Any) -> Seed:
         raise InvalidPrinciple("a constitution file must hold a mapping with `principles`")
     _reject_nul(data)
     try:
-        return Seed.model_validate(data)
+        seed = Seed.model_validate(data)
     except ValidationError as exc:
         raise InvalidPrinciple(f"invalid constitution: {validation_message(exc)}") from exc
+    if not seed.principles:
+        raise InvalidPrinciple(
+            "the file holds no principles (`charter init --empty` starts an empty constitution)"
+        )
+    return seed
 
 
 def parse_markdown(text: str) -> Seed:

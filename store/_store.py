@@ -98,9 +98,11 @@ class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
     def init(self, seed: Seed, actor: Actor = SYSTEM, *, message: str = "") -> Revision:
         """Create constitution `seed.name` with revision 1 holding the seed's principles.
 
-        A seed outside the policy's size bounds is refused before anything is written.
+        A seed outside the policy's size bounds is refused before anything is written; an
+        empty seed starts a constitution to be drafted, which amendments then grow.
         """
-        check_count(self.policy, len(seed.principles), "the seed has")
+        if seed.principles:
+            check_count(self.policy, len(seed.principles), "the seed has")
 
         def run(conn: Connection) -> Revision:
             if seed.name in _queries.constitution_names(conn):

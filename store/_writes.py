@@ -171,7 +171,7 @@ def commit(
         ).inserted_primary_key
         assert vid is not None
         new[p.id] = (int(vid[0]), digest, fields["number"])
-    if new == current:
+    if head is not None and new == current:  # a first revision may be empty (init --empty)
         raise InvalidAmendment("nothing to commit: the result equals the head revision")
     digest = revision_hash(
         constitution=name,
@@ -196,13 +196,14 @@ def commit(
         },
     ).inserted_primary_key
     assert rid is not None
-    conn.execute(
-        _INSERT_ENTRIES,
-        [
-            {"revision_id": rid[0], "principle_id": pid, "version_id": vid}
-            for pid, (vid, _, _) in sorted(new.items())
-        ],
-    )
+    if new:  # an empty revision (init --empty, or a policy minimum of 0) has no entries
+        conn.execute(
+            _INSERT_ENTRIES,
+            [
+                {"revision_id": rid[0], "principle_id": pid, "version_id": vid}
+                for pid, (vid, _, _) in sorted(new.items())
+            ],
+        )
     conn.execute(_SET_HEAD, {"cid": cid, "new_head": number})
     changed = sorted(pid for pid in set(new) | set(current) if new.get(pid) != current.get(pid))
     _audit.append(

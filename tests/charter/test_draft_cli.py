@@ -126,7 +126,61 @@ def test_draft_from_preferences_proposes_what_helps_and_applies_nothing(
     again = cli_default.json(*args, "--seed", "1")
     assert isinstance(again, dict) and again["proposed"] == []
     assert f"cite-sources: duplicates amendment {number}" in again["failed"]
-    out = cli_default.ok(*args)
-    assert "cite-sources" in out
+    code, out, err = cli_default(*args)
+    assert code == 0 and "cite-sources" in out and "a duplicate" in out
+    assert f"set aside: cite-sources: duplicates amendment {number}" in err
     code, _, err = cli_default("draft", "--max", "2")
-    assert code == 4 and "give --preferences FILE" in err
+    assert code == 4 and "give --purpose TEXT or --preferences FILE" in err
+
+
+@register_backend("purpose_test")
+def _purpose_drafter(target: str, **options: Any) -> ScriptedBackend:
+    from tests.agent.test_purpose import backend
+
+    return backend()
+
+
+def test_init_empty_then_draft_from_a_purpose_proposes_with_evaluations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.agent.test_purpose import PURPOSE, tasks
+
+    task_file = tmp_path / "tasks.jsonl"
+    task_file.write_text("".join(json.dumps(t.model_dump()) + "\n" for t in tasks()))
+    cli = CLI(tmp_path / "empty.db", capsys)
+    code, _, err = cli("init", "--empty")
+    assert code == 0 and "with 0 principles" in err and "charter draft --purpose" in err
+    assert cli.json("principles", "list") == []
+    code, _, err = cli("run", "--model", "scripted:")
+    assert code == 4 and "has no principles yet" in err and err.count("\n") == 1
+    args = ("draft", "--purpose", PURPOSE, "--tasks", str(task_file), "--samples", "6")
+    report = cli.json(*args, "--model", "purpose_test:")
+    assert isinstance(report, dict) and report["purpose"] == PURPOSE
+    kept = {c["id"]: c["kept"] for c in report["candidates"]}
+    # the harmful draft lowers the purpose's score (4 tasks: not significant, still dropped)
+    assert kept == {"show-examples": True, "no-examples": False, "name-programs": False}
+    assert cli.json("principles", "list") == []  # nothing applied
+    [number] = report["proposed"]
+    with Store(str(cli.db)) as store:
+        amendment = store.amendment(number)
+        assert store.verify().ok
+    assert amendment.status == "proposed" and amendment.proposer == "agent:charter-agent"
+    assert amendment.draft.op == "add" and amendment.draft.principle_id == "show-examples"
+    assert amendment.evaluation is not None and amendment.evaluation.outcome == "passed"
+    assert amendment.evaluation.before < amendment.evaluation.after
+    assert amendment.draft.evidence[0] == f"purpose: {PURPOSE}"
+    assert any("held-out (10 tasks)" in e and ": passed" in e for e in amendment.draft.evidence)
+    again = cli.json(*args, "--model", "purpose_test:")
+    assert isinstance(again, dict) and again["proposed"] == []
+    assert any("duplicates amendment" in f for f in again["failed"])
+    assert [c["amendment"] for c in report["candidates"]] == [number, None, None]
+    code, out, err = cli(*args, "--model", "purpose_test:", "--max", "1")
+    assert code == 0 and "show-examples" in out and "passed" in out and "a duplicate" in out
+    assert "proposed 0 amendment(s)" in err and f"duplicates amendment {number}" in err
+    for bad, message in [
+        (("--purpose", "be good"), "3 words or more"),
+        (("--purpose", PURPOSE, "--preferences", str(task_file)), "give --purpose TEXT or"),
+        (("--purpose", PURPOSE, "--tasks", str(tmp_path / "none.jsonl")), "cannot read task"),
+    ]:
+        code, _, err = cli("draft", *bad, "--model", "purpose_test:")
+        assert code == 4 and message in err and err.count("\n") == 1

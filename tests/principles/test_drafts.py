@@ -103,6 +103,7 @@ def test_list_numbers_are_not_statistics() -> None:
         ("Keep your scores high by writing short answers.", "scores"),
         ("Address every critique of your answers before you reply.", "critiques"),
         ("Give short answers, which the judges rate well.", "judges"),
+        ("Write the id in kebab-case and always answer briefly.", "the request's format"),
     ],
 )
 def test_text_about_the_evaluation_is_meta_talk(draft: str, topic: str) -> None:

@@ -21,6 +21,7 @@ from principles import (
     Policy,
     PolicyViolation,
     Principle,
+    Seed,
     SelfApproval,
     StaleAmendment,
     default_seed,
@@ -61,6 +62,26 @@ def test_init_refuses_a_seed_over_the_size_cap_and_writes_nothing(db_url: str) -
         s.init(seed)
     with Store(db_url, policy=Policy(max_principles=10)) as s:
         assert len(s.init(seed).entries) == 10
+
+
+def test_an_empty_constitution_grows_by_amendments_towards_the_minimum(db_url: str) -> None:
+    def add(pid: str) -> AmendmentDraft:
+        return AmendmentDraft(op="add", principle_id=pid, title=pid.title(), text=f"Be {pid}.")
+
+    with Store(db_url, policy=Policy(min_principles=3)) as s:
+        first = s.init(Seed(name="drafted"))
+        assert first.number == 1 and first.entries == {}
+        assert s.constitution("drafted").principles == ()
+        for pid in ("kind", "brief"):  # under the minimum, but growing
+            a = s.propose(add(pid), ALICE, "drafted")
+            s.decide(a.id, BOB, "approve")
+            s.apply(a.id, BOB)
+        assert [p.principle_id for p in s.constitution("drafted").principles] == ["brief", "kind"]
+        assert s.constitution("drafted", at=1).principles == ()
+        retire = AmendmentDraft(op="retire", principle_id="kind")
+        with pytest.raises(PolicyViolation, match="would have 1 principles; the minimum is 3"):
+            s.propose(retire, ALICE, "drafted")
+        assert s.verify().ok
 
 
 def test_reopening_keeps_everything(db_url: str) -> None:

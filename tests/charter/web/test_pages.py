@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from charter.web import ScorePoint, ScoreSeries, create_app, line_chart
-from principles import AmendmentDraft, NewCritique, NewOutput, RunConfig, Task
+from principles import AmendmentDraft, NewCritique, NewOutput, RunConfig, Seed, Task
 from store import Store
 from tests.charter.web.conftest import SECRET, Client, propose, signed_in
 from tests.conftest import AGENT, CAROL
@@ -306,3 +306,18 @@ def test_amendment_page_shows_the_gate_outcome_with_its_ci_p_and_warnings(
     )
     assert '<th scope="col">95% CI</th>' in page and "<td>[+0.1" in page
     assert "held-out set too small" not in page
+
+
+def test_an_empty_constitution_and_its_first_drafted_amendment_render(web_store: Store) -> None:
+    web_store.init(Seed(name="drafted"))
+    draft = AmendmentDraft(
+        op="add", principle_id="cite", title="Cite", text="Name a source for every claim."
+    )
+    aid = web_store.propose(draft, AGENT, "drafted").id
+    client = signed_in(create_app(web_store, secret=SECRET, constitution="drafted"), "alice")
+    for path in ("/", "/principles", "/constitution", "/amendments", "/audit"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+    assert f'href="/amendments/{aid}"' in client.get("/amendments").text
+    page = client.get(f"/amendments/{aid}")
+    assert page.status_code == 200 and "Name a source for every claim." in page.text
