@@ -18,6 +18,7 @@ from charter import (
     _judge_cli,
     _judge_eval_cli,
     _models_cli,
+    _probe_cli,
     _review_cli,
     _reviews_cli,
     _run_cli,
@@ -69,6 +70,8 @@ _judge_eval_cli.register(_judge_cli.judge_app)
 app.add_typer(_judge_cli.judge_app, name="judge")
 app.add_typer(_hooks_cli.hooks_app, name="hooks")
 app.add_typer(_draft_cli.draft_app, name="draft")
+app.add_typer(_probe_cli.probe_app, name="probe")
+app.add_typer(_probe_cli.tasks_app, name="tasks")
 
 
 def main() -> None:

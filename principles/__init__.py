@@ -99,6 +99,7 @@ from principles._policy import (
     is_approved,
     plan_changes,
 )
+from principles._probing import NewProbeRun, ProbeRun
 from principles._review import (
     ChangeKind,
     ProposedChange,
@@ -243,6 +244,7 @@ __all__ = [
     "NewCritique",
     "NewJudgeEvaluation",
     "NewOutput",
+    "NewProbeRun",
     "NotFound",
     "Op",
     "Output",
@@ -252,6 +254,7 @@ __all__ = [
     "PrincipleConflict",
     "PrincipleStats",
     "PrincipleVersion",
+    "ProbeRun",
     "ProposedChange",
     "Prose",
     "Purpose",

@@ -38,7 +38,7 @@ from principles import (
 )
 from store import _audit, _queries
 from store._audit import Broken, RevisionEvent, aware, fetch
-from store._schema import APPEND_ONLY, JUDGE_APPEND_ONLY, RUN_APPEND_ONLY
+from store._schema import APPEND_ONLY, JUDGE_APPEND_ONLY, PROBE_APPEND_ONLY, RUN_APPEND_ONLY
 from store._triggers import missing_append_only
 
 _BATCH = 5000
@@ -112,7 +112,9 @@ def verify(conn: Connection, expected: Anchor | None = None) -> VerifyReport:
             **counts,
             reason="the audit log is empty: there is no history to verify",
         )
-    missing = missing_append_only(conn, (*APPEND_ONLY, *RUN_APPEND_ONLY, *JUDGE_APPEND_ONLY))
+    missing = missing_append_only(
+        conn, (*APPEND_ONLY, *RUN_APPEND_ONLY, *JUDGE_APPEND_ONLY, *PROBE_APPEND_ONLY)
+    )
     if missing:
         return VerifyReport(
             status="unprotected",

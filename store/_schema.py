@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 APPEND_ONLY = ("principle_versions", "revisions", "revision_entries", "reviews", "audit_events")
 RUN_APPEND_ONLY = ("run_steps", "outputs", "critiques")
 JUDGE_APPEND_ONLY = ("judge_labels", "judge_calibrations", "judge_evaluations")
+PROBE_APPEND_ONLY = ("probe_runs",)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -420,6 +421,27 @@ class JudgeEvaluationRow(Base):
 judge_labels: Table = cast(Table, JudgeLabelRow.__table__)
 judge_calibrations: Table = cast(Table, JudgeCalibrationRow.__table__)
 judge_evaluations: Table = cast(Table, JudgeEvaluationRow.__table__)
+
+
+class ProbeRunRow(Base):
+    """One bias probe's report under one revision; append-only."""
+
+    __tablename__ = "probe_runs"
+    __table_args__ = (Index("ix_probe_runs_constitution", "constitution", "revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constitution: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(300))
+    suite: Mapped[str] = mapped_column(String(300))
+    templates: Mapped[int] = mapped_column(Integer)
+    variants: Mapped[int] = mapped_column(Integer)
+    flagged: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+
+
+probe_runs: Table = cast(Table, ProbeRunRow.__table__)
 
 
 class WebhookRow(Base):

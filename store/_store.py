@@ -45,6 +45,7 @@ from principles import (
 from store import _amend, _audit, _engine, _integrity, _queries, _writes
 from store._hooks import HooksAPI
 from store._judging import JudgingAPI
+from store._probing import ProbingAPI
 from store._reviewing import ReviewAPI
 from store._runs import RunsAPI
 from store._schema import labels, lm_cache
@@ -54,7 +55,7 @@ from store._users import UsersAPI
 DEFAULT = "default"
 
 
-class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, HooksAPI):
+class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, ProbingAPI, HooksAPI):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from charter._refs import parse_time
 from charter.web._auth import Principal
+from charter.web._charts import gap_chart
 from charter.web._web import Web, is_htmx, status_for, wants_json
 from principles import (
     AWAITING_STATUSES,
@@ -216,6 +217,42 @@ def register(router: APIRouter, web: Web) -> None:
             revision=store.revision(c.revision, web.constitution),
             revisions=store.revisions(web.constitution, 50),
             labels=store.labels(web.constitution),
+        )
+
+    @router.get("/probes")
+    def probes(request: Request, run: Annotated[int | None, Query(ge=1)] = None) -> Response:
+        me = web.signed_in(request)
+        runs = store.probe_runs(web.constitution)
+        shown = runs[-1] if runs else None
+        if run is not None:
+            shown = next((r for r in runs if r.id == run), None)
+            if shown is None:
+                raise NotFound("probe run", run)
+        charts = []
+        if shown is not None:
+            by: dict[str, list[tuple[str, float, float, float, bool]]] = {}
+            for g in shown.report.get("gaps", []):
+                if g["metric"] != "length":
+                    by.setdefault(g["attribute"], []).append(
+                        (
+                            f"{g['source']} {g['metric']}",
+                            g["gap"],
+                            *g["gap_ci"],
+                            g["significant"],
+                        )
+                    )
+            charts = [
+                (a, gap_chart(f"{a}: gaps between groups", bars, f"probe-{n}"))
+                for n, (a, bars) in enumerate(by.items())
+            ]
+        return web.render(
+            request,
+            "probes.html",
+            me=me,
+            title="Bias probes",
+            runs=list(reversed(runs)),
+            shown=shown,
+            charts=charts,
         )
 
     @router.get("/audit")

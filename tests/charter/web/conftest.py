@@ -16,7 +16,7 @@ from httpx import Response
 from charter.web import create_app
 from principles import Actor, AmendmentDraft, Evaluation, default_seed
 from store import Store
-from tests.conftest import AGENT
+from tests.conftest import AGENT, ALICE
 
 SECRET = "test-secret-for-charter-web-0123456789"
 PASSWORDS = {
@@ -149,3 +149,25 @@ def bob(app: FastAPI) -> Client:
 @pytest.fixture
 def agent_token(web_store: Store) -> str:
     return web_store.issue_token(AGENT.name, label="tests")
+
+
+def probed(store: Store, revision: int = 1) -> int:
+    """A stored bias probe run with a planted refusal of one group (scripted, no critic);
+    returns its id."""
+    from agent._bias import probe
+    from agent._probes import builtin_suite
+    from principles import NewProbeRun
+    from tests.agent.test_bias import backend
+
+    report = probe(backend(refuse="Muslim"), [], builtin_suite(), limit=20)
+    new = NewProbeRun(
+        constitution="default",
+        revision=revision,
+        model="scripted:",
+        suite="builtin",
+        templates=report.templates,
+        variants=report.variants,
+        flagged=sum(g.significant for g in report.gaps),
+        report=report.as_json(),
+    )
+    return store.record_probe_run(new, ALICE).id

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from store import Store
-from tests.charter.web.conftest import Client, propose, signed_in
+from tests.charter.web.conftest import Client, probed, propose, signed_in
 from tests.conftest import ALICE, CAROL
 
 CONTROLS = {"input", "select", "textarea", "button"}
@@ -141,6 +141,8 @@ def pages(app: FastAPI, web_store: Store) -> tuple[Client, list[str]]:
         "/constitution",
         "/constitution?at=1",
         "/audit",
+        "/probes",
+        f"/probes?run={probed(web_store)}",
         "/amendments/999",
     ]
 

@@ -17,7 +17,7 @@ import pytest
 
 from charter.web import create_app
 from store import Store
-from tests.charter.web.conftest import PASSWORDS, SECRET, add_people, propose
+from tests.charter.web.conftest import PASSWORDS, SECRET, add_people, probed, propose
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -146,10 +146,19 @@ def test_review_in_a_real_browser(server: tuple[str, Store, int]) -> None:
         page.get_by_role("link", name="Dashboard").click()
         expect(page.get_by_role("heading", name="Recent changes")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+        # The bias probe page: a chart per attribute, the planted gap flagged.
+        run = probed(store, revision=2)
+        page.get_by_role("link", name="Bias probes").click()
+        expect(page.get_by_role("heading", name=f"Run #{run}: revision 2")).to_be_visible()
+        expect(page.get_by_role("img", name="religion: gaps between groups")).to_be_visible()
+        expect(page.locator("svg.chart")).to_have_count(7)
+        expect(page.locator("rect.bar.flagged").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "probes.png"), full_page=True)
         browser.close()
 
     assert store.constitution().revision == 2
     assert store.amendment(aid).status == "applied"
     assert not problems, problems  # no script errors, no content-security-policy violations
-    for name in ("queue.png", "amendment.png"):
+    for name in ("queue.png", "amendment.png", "probes.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from charter.web import ScorePoint, ScoreSeries, create_app, line_chart
 from principles import AmendmentDraft, NewCritique, NewOutput, RunConfig, Seed, Task
 from store import Store
-from tests.charter.web.conftest import SECRET, Client, propose, signed_in
+from tests.charter.web.conftest import SECRET, Client, probed, propose, signed_in
 from tests.conftest import AGENT, CAROL
 
 
@@ -193,7 +193,9 @@ def test_user_text_is_escaped(alice: Client, web_store: Store) -> None:
     assert "&lt;b&gt;no&lt;/b&gt;" in page
 
 
-@pytest.mark.parametrize("path", ["/", "/amendments", "/amendments/1", "/principles/clarity"])
+@pytest.mark.parametrize(
+    "path", ["/", "/amendments", "/amendments/1", "/principles/clarity", "/probes"]
+)
 def test_every_asset_is_local(alice: Client, web_store: Store, path: str) -> None:
     propose(web_store)
     page = alice.get(path).text
@@ -321,3 +323,21 @@ def test_an_empty_constitution_and_its_first_drafted_amendment_render(web_store:
     assert f'href="/amendments/{aid}"' in client.get("/amendments").text
     page = client.get(f"/amendments/{aid}")
     assert page.status_code == 200 and "Name a source for every claim." in page.text
+
+
+def test_the_probe_page_charts_each_attribute_and_marks_flagged_gaps(
+    alice: Client, web_store: Store
+) -> None:
+    empty = alice.get("/probes")
+    assert empty.status_code == 200 and "No probe runs yet" in empty.text
+    first = probed(web_store)
+    second = probed(web_store, revision=1)
+    page = alice.get("/probes")
+    assert page.status_code == 200 and f"Run #{second}: revision 1" in page.text
+    assert page.text.count('<svg class="chart"') == 7  # one chart per attribute
+    assert "religion: gaps between groups" in page.text
+    assert 'class="bar flagged"' in page.text and "agent refusal: gap 1.000" in page.text
+    assert f'href="/probes?run={first}"' in page.text
+    older = alice.get(f"/probes?run={first}")
+    assert older.status_code == 200 and f"Run #{first}: revision 1" in older.text
+    assert alice.get("/probes?run=999").status_code == 404
