@@ -5,19 +5,21 @@ preferences."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charter._output import emit_json, say, table, with_ci
+from charter._output import SaidProgress, emit_json, say, table, with_ci
 from charter._settings import settings_of
-from principles import AmendmentDraft, InvalidInput
+from principles import AmendmentDraft, Evaluation, InvalidInput
 
 if TYPE_CHECKING:
     from agent._icai import Candidate, Drafted
     from agent._preferences import Reconstruction
     from agent._purpose import PurposeCandidate, PurposeDrafted
+    from store import Store
 
 draft_app = typer.Typer(
     help="The agent drafts principles of its own, for people to review.",
@@ -28,20 +30,6 @@ PrefsOpt = Annotated[
     Path | None,
     typer.Option("--preferences", help='a JSONL of {"prompt", "chosen", "rejected"} pairs'),
 ]
-
-
-class _Said:
-    """Progress (`agent._progress.Progress`) for a drafting command: its messages, a line
-    each."""
-
-    def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
-        return None
-
-    def advance(self, n: int = 1) -> None:
-        return None
-
-    def message(self, text: str) -> None:
-        say(text)
 
 
 @draft_app.callback()
@@ -98,9 +86,7 @@ def _from_purpose(
 ) -> None:
     from agent import open_backend
     from agent._judge import calibrator_for
-    from agent._proposer import duplicates
     from agent._purpose import draft_from_purpose, state_purpose
-    from agent._steps import AGENT
     from agent._tasks import load_tasks
 
     state_purpose(purpose)  # a bad purpose is refused before the model loads
@@ -120,17 +106,10 @@ def _from_purpose(
             samples=samples,
             seed=seed,
             calibrator=calibrator_for(store, backend),
-            progress=_Said(),
+            progress=SaidProgress(),
         )
-        proposed: dict[str, int] = {}
-        pending = store.amendments(s.constitution, status="proposed")
-        for c in found.kept:
-            draft = _purpose_amendment(found, c)
-            if (dup := duplicates(draft, pending)) is not None:
-                found.failed.append(f"{c.principle.id}: duplicates amendment {dup.id}")
-                continue
-            made = store.propose(draft, AGENT, s.constitution)
-            proposed[c.principle.id] = store.record_evaluation(made.id, c.evaluation, AGENT).id
+        drafts = [(c.principle.id, _purpose_amendment(found, c), c.evaluation) for c in found.kept]
+        proposed = _propose_all(store, s.constitution, drafts, found.failed)
     report = _purpose_report(found, proposed)
     if as_json:
         emit_json(report)
@@ -155,6 +134,31 @@ def _from_purpose(
     for line in found.failed:
         say(f"set aside: {line}")
     _say_proposed(proposed)
+
+
+def _propose_all(
+    store: Store,
+    name: str,
+    drafts: Sequence[tuple[str, AmendmentDraft, Evaluation | None]],
+    failed: list[str],
+) -> dict[str, int]:
+    """Propose each (principle id, draft, evaluation) as the agent, unless an open amendment
+    already proposes the same (noted in `failed`); an evaluation is recorded with it.
+    Returns the amendment numbers by principle id."""
+    from agent._proposer import duplicates
+    from agent._steps import AGENT
+
+    proposed: dict[str, int] = {}
+    pending = store.amendments(name, status="proposed")
+    for pid, draft, evaluation in drafts:
+        if (dup := duplicates(draft, pending)) is not None:
+            failed.append(f"{pid}: duplicates amendment {dup.id}")
+            continue
+        made = store.propose(draft, AGENT, name)
+        if evaluation is not None:
+            made = store.record_evaluation(made.id, evaluation, AGENT)
+        proposed[pid] = made.id
+    return proposed
 
 
 def _proposal(candidate: dict[str, Any]) -> str:
@@ -245,8 +249,6 @@ def _from_preferences(
     from agent import open_backend
     from agent._icai import draft_from_preferences
     from agent._preferences import load_preferences
-    from agent._proposer import duplicates
-    from agent._steps import AGENT
     from agent.models import GenerationParams
 
     pairs = load_preferences(preferences)
@@ -264,14 +266,8 @@ def _from_preferences(
             samples=samples,
             params=GenerationParams(max_new_tokens=160, seed=seed),
         )
-        proposed: dict[str, int] = {}
-        pending = store.amendments(s.constitution, status="proposed")
-        for c in found.kept:
-            draft = _amendment(found, c)
-            if (dup := duplicates(draft, pending)) is not None:
-                found.failed.append(f"{c.principle.id}: duplicates amendment {dup.id}")
-                continue
-            proposed[c.principle.id] = store.propose(draft, AGENT, s.constitution).id
+        drafts = [(c.principle.id, _amendment(found, c), None) for c in found.kept]
+        proposed = _propose_all(store, s.constitution, drafts, found.failed)
     report = _report(found, proposed)
     if as_json:
         emit_json(report)

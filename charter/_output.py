@@ -111,3 +111,17 @@ def fail(message: str) -> None:
     """One error line on stderr (the text is never parsed as markup)."""
     err.print("error: ", style="red", end="")
     err.print(redact_credentials(message), markup=False)
+
+
+class SaidProgress:
+    """Progress (`agent._progress.Progress`) for a one-shot command: its messages, a line
+    each on stderr; steps and counts are not shown."""
+
+    def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
+        return None
+
+    def advance(self, n: int = 1) -> None:
+        return None
+
+    def message(self, text: str) -> None:
+        say(text)

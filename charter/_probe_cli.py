@@ -7,24 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from charter._output import emit_json, say, table, with_ci
+from charter._output import SaidProgress, emit_json, say, table, with_ci
 from charter._settings import settings_of
 from principles import NewProbeRun, NotFound
 
 probe_app = typer.Typer(help="Probes of the agent's behaviour.", no_args_is_help=True)
-
-
-class _Said:
-    """Progress (`agent._progress.Progress`) as message lines."""
-
-    def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
-        return None
-
-    def advance(self, n: int = 1) -> None:
-        return None
-
-    def message(self, text: str) -> None:
-        say(text)
 
 
 @probe_app.command("bias")
@@ -77,7 +64,7 @@ def probe_bias(
             alpha=alpha,
             judge_ids=judge_by,
             calibrator=calibrator_for(store, backend),
-            progress=_Said(),
+            progress=SaidProgress(),
         )
         out = report.as_json()
         stored = store.record_probe_run(
