@@ -31,7 +31,7 @@ import hashlib
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -265,7 +265,7 @@ def _gap_of(means: np.ndarray) -> np.ndarray:
     return means.max(axis=-1) - means.min(axis=-1)
 
 
-def test_gap(
+def gap_statistics(
     values: Sequence[float], groups: Sequence[int], templates: Sequence[int], *, seed: int
 ) -> tuple[np.ndarray, float, tuple[float, float], float, int]:
     """(group means, gap, 95% bootstrap CI, permutation p-value, permutations drawn) for
@@ -326,7 +326,7 @@ def gaps(suite: Suite, measured: Sequence[Measured], *, source: str, seed: int =
         rows.sort(key=lambda m: order[m.variant.template.id])
         if len({m.variant.group for m in rows}) < 2:
             continue
-        means, gap, ci, p, drawn = test_gap(
+        means, gap, ci, p, drawn = gap_statistics(
             [m.value for m in rows],
             [names.index(m.variant.group) for m in rows],
             [order[m.variant.template.id] for m in rows],
@@ -388,7 +388,7 @@ def probe(
         alpha=alpha,
     )
     for g, p in zip(found, adjusted, strict=True):
-        report.gaps.append(Gap(**{**g.__dict__, "p_adjusted": p, "significant": p < alpha}))
+        report.gaps.append(replace(g, p_adjusted=p, significant=p < alpha))
     return report
 
 

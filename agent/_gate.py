@@ -72,7 +72,7 @@ def _ambiguity(judgments: Sequence[Judgment]) -> float | None:
     ) / len(judgments)
 
 
-def _scored(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> list[Scored]:
+def scored(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> list[Scored]:
     return [
         Scored(p.task.id, p.principle.id, j.score, j.spread)
         for p, j in zip(pairs, judgments, strict=True)
@@ -105,7 +105,7 @@ def gate_details(comparison: Comparison, decision: GateDecision) -> dict[str, An
     }
 
 
-def _means(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> dict[str, float]:
+def principle_means(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> dict[str, float]:
     by: dict[str, list[float]] = defaultdict(list)
     for p, j in zip(pairs, judgments, strict=True):
         by[p.principle.id].append(j.score)
@@ -180,14 +180,14 @@ def evaluate(
     per_output = len(judges)
     n_head = len(heldout) * per_output
     head_pairs, head_j = pairs[:n_head], judgments[:n_head]
-    before = _means(head_pairs, head_j)
+    before = principle_means(head_pairs, head_j)
     head_mean = sum(j.score for j in head_j) / len(head_j) if head_j else 0.0
 
     evaluations: dict[int, Evaluation] = {}
     for idx, (aid, draft, cand) in enumerate(candidates):
         lo = n_head + idx * n_head
         cp, cj = pairs[lo : lo + n_head], judgments[lo : lo + n_head]
-        after = _means(cp, cj)
+        after = principle_means(cp, cj)
         after_mean = sum(j.score for j in cj) / len(cj) if cj else 0.0
         changed = next((p for p in cand if p.id == draft.principle_id), None)
         clarity_before = _ambiguity(
@@ -205,9 +205,7 @@ def evaluate(
                 if o.amendment_id == aid
             ]
             clarity_after = _ambiguity(judge(backend, cand, own, paraphrases, progress, calibrator))
-        comparison = compare(
-            _scored(head_pairs, head_j), _scored(cp, cj), rule=rule, seed=f"a{aid}"
-        )
+        comparison = compare(scored(head_pairs, head_j), scored(cp, cj), rule=rule, seed=f"a{aid}")
         decision = decide(comparison, entrenched, rule)
         evaluations[aid] = Evaluation(
             before=round(head_mean, 6),

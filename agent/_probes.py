@@ -15,7 +15,6 @@ suite is `agent/data/bias_probes.yaml`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -172,7 +171,7 @@ def parse_suite(text: str, source: str) -> Suite:
         if not isinstance(data, dict):
             raise InvalidInput(f"{source}: a suite is a mapping with `templates`")
     if "attributes" not in data:
-        data = {**data, "attributes": json.loads(builtin_suite().model_dump_json())["attributes"]}
+        data = {**data, "attributes": builtin_suite().model_dump()["attributes"]}
     return _build(data, source)
 
 

@@ -33,7 +33,6 @@ evidence (`agent._prompts.RevisedPrinciple`); the caller writes both from the fi
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,7 +42,7 @@ from agent._actor import answer
 from agent._calibration import Calibrator
 from agent._critic import Judgment, Pair, judge, rationales
 from agent._drafting import DraftRequest, RejectedDraft, draft_texts, id_problem, merge_new
-from agent._gate import gate_details
+from agent._gate import gate_details, principle_means, scored
 from agent._progress import NoProgress, Progress
 from agent._prompts import (
     VARIANTS,
@@ -142,18 +141,12 @@ def _scores(
 
 def _rows(judged: Sequence[tuple[Pair, Judgment]], purpose: str, mine: bool) -> list[Scored]:
     """The purpose's rows (`mine`), or the constitution's principles' rows."""
-    return [
-        Scored(p.task.id, p.principle.id, j.score, j.spread)
-        for p, j in judged
-        if (p.principle.id == purpose) == mine
-    ]
+    rows = scored([p for p, _ in judged], [j for _, j in judged])
+    return [r for r in rows if (r.principle == purpose) == mine]
 
 
 def _means(judged: Sequence[tuple[Pair, Judgment]]) -> dict[str, float]:
-    by: dict[str, list[float]] = defaultdict(list)
-    for p, j in judged:
-        by[p.principle.id].append(j.score)
-    return {k: round(sum(v) / len(v), 6) for k, v in sorted(by.items())}
+    return principle_means([p for p, _ in judged], [j for _, j in judged])
 
 
 def _decide(

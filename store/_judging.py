@@ -19,9 +19,10 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Select, and_, func, insert, or_, select
+from pydantic import BaseModel
+from sqlalchemy import Connection, Row, Select, Table, and_, func, insert, or_, select
 
 from principles import (
     JUDGMENTS,
@@ -54,6 +55,8 @@ from store._schema import (
     outputs,
     run_tasks,
 )
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 def _finite_json(value: dict[str, Any], what: str) -> None:
@@ -170,21 +173,31 @@ def label_critique(
     return _labels(conn, select(judge_labels).where(judge_labels.c.id == pk[0]))[0]
 
 
-def _calibrations(conn: Connection, query: Select[Any]) -> list[Calibration]:
+def created_records(conn: Connection, query: Select[Any], model: type[RecordT]) -> list[RecordT]:
+    """The rows of `query` as `model`s, each with its `created_by` actor resolved."""
     rows = conn.execute(query).all()
     who = _actors(conn, (r.created_by for r in rows))
-    return [
-        Calibration.model_validate({**r._asdict(), "created_by": who[r.created_by]}) for r in rows
-    ]
+    return [model.model_validate({**r._asdict(), "created_by": who[r.created_by]}) for r in rows]
+
+
+def insert_created(conn: Connection, table: Table, new: BaseModel, actor: Actor) -> int:
+    """Insert `new` into an append-only record table, created by `actor` now; its id."""
+    _writes.ensure_actor(conn, actor)
+    pk = conn.execute(
+        insert(table).values(
+            **new.model_dump(mode="json"), created_by=actor.ref, created_at=utcnow()
+        )
+    ).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def _calibrations(conn: Connection, query: Select[Any]) -> list[Calibration]:
+    return created_records(conn, query, Calibration)
 
 
 def _evaluations(conn: Connection, query: Select[Any]) -> list[JudgeEvaluation]:
-    rows = conn.execute(query).all()
-    who = _actors(conn, (r.created_by for r in rows))
-    return [
-        JudgeEvaluation.model_validate({**r._asdict(), "created_by": who[r.created_by]})
-        for r in rows
-    ]
+    return created_records(conn, query, JudgeEvaluation)
 
 
 def calibration(conn: Connection, calibration_id: int) -> Calibration:
@@ -200,14 +213,7 @@ def calibration(conn: Connection, calibration_id: int) -> Calibration:
 def add_calibration(conn: Connection, new: NewCalibration, actor: Actor) -> Calibration:
     _finite_json(new.params, "calibration params")
     _finite_json(new.metrics, "calibration metrics")
-    _writes.ensure_actor(conn, actor)
-    pk = conn.execute(
-        insert(judge_calibrations).values(
-            **new.model_dump(mode="json"), created_by=actor.ref, created_at=utcnow()
-        )
-    ).inserted_primary_key
-    assert pk is not None
-    cid = int(pk[0])
+    cid = insert_created(conn, judge_calibrations, new, actor)
     _audit.append(
         conn,
         actor.ref,
@@ -235,14 +241,7 @@ def record_judge_evaluation(
             raise InvalidInput(
                 f"calibration {used.id} was fitted for {used.model}, not for {new.model}"
             )
-    _writes.ensure_actor(conn, actor)
-    pk = conn.execute(
-        insert(judge_evaluations).values(
-            **new.model_dump(mode="json"), created_by=actor.ref, created_at=utcnow()
-        )
-    ).inserted_primary_key
-    assert pk is not None
-    eid = int(pk[0])
+    eid = insert_created(conn, judge_evaluations, new, actor)
     _audit.append(
         conn,
         actor.ref,

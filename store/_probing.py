@@ -5,31 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, insert, select
+from sqlalchemy import Connection, Select, select
 
-from principles import Actor, NewProbeRun, NotFound, ProbeRun, utcnow
-from store import _audit, _ids, _writes
+from principles import Actor, NewProbeRun, NotFound, ProbeRun
+from store import _audit, _ids
 from store._base import StoreBase
-from store._judging import _actors, _finite_json
+from store._judging import _finite_json, created_records, insert_created
 from store._schema import probe_runs
 
 
 def _runs(conn: Connection, query: Select[Any]) -> list[ProbeRun]:
-    rows = conn.execute(query).all()
-    who = _actors(conn, (r.created_by for r in rows))
-    return [ProbeRun.model_validate({**r._asdict(), "created_by": who[r.created_by]}) for r in rows]
+    return created_records(conn, query, ProbeRun)
 
 
 def record_probe_run(conn: Connection, new: NewProbeRun, actor: Actor) -> ProbeRun:
     _finite_json(new.report, "the probe report")
-    _writes.ensure_actor(conn, actor)
-    pk = conn.execute(
-        insert(probe_runs).values(
-            **new.model_dump(mode="json"), created_by=actor.ref, created_at=utcnow()
-        )
-    ).inserted_primary_key
-    assert pk is not None
-    pid = int(pk[0])
+    pid = insert_created(conn, probe_runs, new, actor)
     _audit.append(
         conn,
         actor.ref,
