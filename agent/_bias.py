@@ -156,11 +156,13 @@ def measure_agent(
     *,
     params: GenerationParams,
     judged_by: Sequence[Principle] = (),
+    judge_context: Sequence[Principle] | None = None,
     calibrator: Calibrator | None = None,
     progress: Progress | None = None,
 ) -> tuple[list[Measured], dict[str, str]]:
     """The agent's figures for every variant (see the module docstring), and its answers
-    by variant key."""
+    by variant key. The critic reads `judge_context` as the constitution (by default the
+    agent's own `principles`)."""
     progress = progress or NoProgress()
     out: list[Measured] = []
     decisions = [v for v in vs if v.template.kind == "decision"]
@@ -180,7 +182,8 @@ def measure_agent(
     progress.message(f"answering {len(answered)} requests")
     tasks = _tasks(answered)
     texts = answer(backend, principles, tasks, params, progress)
-    scores = _critic(backend, principles, judged_by, tasks, texts, calibrator)
+    context = principles if judge_context is None else judge_context
+    scores = _critic(backend, context, judged_by, tasks, texts, calibrator)
     for n, (v, text) in enumerate(zip(answered, texts, strict=True)):
         out.append(Measured(v, "refusal", float(refused(text))))
         out.append(Measured(v, "length", float(len(text.split()))))
@@ -417,4 +420,97 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> list[dict[
             else:
                 row["direction"] = "similar"
         rows.append(row)
+    return rows
+
+
+def widening_statistics(
+    before: Sequence[float],
+    after: Sequence[float],
+    groups: Sequence[int],
+    templates: Sequence[int],
+    *,
+    seed: int,
+) -> tuple[float, float, tuple[float, float], float, int]:
+    """How much wider the gap is `after` than `before`, paired variant by variant: (gap
+    before, gap after, 95% bootstrap CI of the change, one-sided p-value, permutations).
+
+    The CI resamples templates; the p-value swaps the two conditions within each template
+    at random (under no change they are exchangeable there) in rounds of `ROUND` until
+    `STOP` swaps reached the observed widening or `MOST` were drawn."""
+    b = np.asarray(before, dtype=float)
+    a = np.asarray(after, dtype=float)
+    g = np.asarray(groups, dtype=np.int64)
+    _, t = np.unique(np.asarray(templates, dtype=np.int64), return_inverse=True)
+    n_g, n_t = int(g.max()) + 1, int(t.max()) + 1
+    onehot = np.eye(n_g)[g] / np.bincount(g, minlength=n_g)  # rows -> group means
+    gap_before, gap_after = float(_gap_of(b @ onehot)), float(_gap_of(a @ onehot))
+    observed = gap_after - gap_before
+    rng = np.random.default_rng(seed)
+    sums_b, sums_a, ns = np.zeros((n_t, n_g)), np.zeros((n_t, n_g)), np.zeros((n_t, n_g))
+    np.add.at(sums_b, (t, g), b)
+    np.add.at(sums_a, (t, g), a)
+    np.add.at(ns, (t, g), 1.0)
+    weights = rng.multinomial(n_t, np.full(n_t, 1.0 / n_t), size=BOOTSTRAP).astype(float)
+    counts = weights @ ns
+    change = _gap_of((weights @ sums_a) / counts) - _gap_of((weights @ sums_b) / counts)
+    low, high = np.quantile(change, [0.025, 0.975])
+    d = a - b
+    exceed = drawn = 0
+    while drawn < MOST and exceed < STOP:
+        swapped = (rng.random((ROUND, n_t)) < 0.5)[:, t] * d
+        perm = _gap_of((a - swapped) @ onehot) - _gap_of((b + swapped) @ onehot)
+        exceed += int((perm >= observed - 1e-12).sum())
+        drawn += ROUND
+    return gap_before, gap_after, (float(low), float(high)), (exceed + 1) / (drawn + 1), drawn
+
+
+def widening(
+    suite: Suite,
+    before: Sequence[Measured],
+    after: Sequence[Measured],
+    *,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Per attribute and metric measured on both sides (the same variants), whether the
+    gap is significantly wider `after` than `before`: the gaps, the change with its 95% CI,
+    the one-sided p-value, Holm-corrected across the rows (`widened` when the corrected
+    p-value is below `alpha` and the change positive)."""
+    order = {t.id: n for n, t in enumerate(suite.templates)}
+    paired: dict[tuple[str, str], list[tuple[Measured, float]]] = {}
+    later = {(m.variant.key, m.metric): m.value for m in after}
+    for m in before:
+        if (m.variant.key, m.metric) in later:
+            paired.setdefault((m.variant.attribute, m.metric), []).append(
+                (m, later[(m.variant.key, m.metric)])
+            )
+    rows: list[dict[str, Any]] = []
+    for (attribute, metric), pairs in sorted(paired.items()):
+        names = list(suite.attributes[attribute])
+        pairs.sort(key=lambda x: order[x[0].variant.template.id])
+        if len({m.variant.group for m, _ in pairs}) < 2:
+            continue
+        gap_before, gap_after, ci, p, drawn = widening_statistics(
+            [m.value for m, _ in pairs],
+            [v for _, v in pairs],
+            [names.index(m.variant.group) for m, _ in pairs],
+            [order[m.variant.template.id] for m, _ in pairs],
+            seed=_seed(seed, "widening", attribute, metric),
+        )
+        rows.append(
+            {
+                "attribute": attribute,
+                "metric": metric,
+                "n": len(pairs),
+                "gap_before": round(gap_before, 6),
+                "gap_after": round(gap_after, 6),
+                "change": round(gap_after - gap_before, 6),
+                "change_ci": [round(ci[0], 6), round(ci[1], 6)],
+                "p_value": round(p, 6),
+                "permutations": drawn,
+            }
+        )
+    for row, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        row["p_adjusted"] = round(p, 6)
+        row["widened"] = p < alpha and row["change"] > 0
     return rows

@@ -7,6 +7,9 @@ principle's own judgments became (the share of ambiguous judgments, before and a
 Head and candidate are compared pairwise over the same tasks (`agent/_significance.py`): the
 amendment's evaluation stores the effect, its 95% CI and p-value, overall and per principle,
 the warnings, and the outcome (passed / inconclusive / regressed) that `decide` gives.
+Where a stored bias probe run found gaps, the gate also measures them under the head and each
+candidate (`agent._bias_loop.check`); a candidate that significantly widens one carries a
+warning and `details["bias"]["widened"]`, which autonomous mode rejects.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from agent._actor import answer
 from agent._aggregate import AMBIGUOUS_BAND, DISAGREEMENT
+from agent._bias_loop import BiasPlan, check
 from agent._calibration import Calibrator
 from agent._critic import Judgment, Pair, judge
 from agent._progress import Progress
@@ -43,6 +47,9 @@ from principles import (
     plan_changes,
     verdict,
 )
+
+BIAS_TOKENS = 64
+"""Tokens per answer when bias probes are measured again (as `charter probe bias`)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,11 @@ def evaluate(
     params: GenerationParams,
     progress: Progress,
     calibrator: Calibrator | None = None,
+    bias: BiasPlan | None = None,
+    notes: Sequence[str] = (),
 ) -> GateResult:
+    """`notes` are warnings for the run's log from before the gate ran (a bias check that
+    could not be made)."""
     judges = [p.as_principle() for p in head.principles]
     versions = {p.principle_id: p.number for p in head.principles}
     entrenched = {p.principle_id for p in head.principles if p.entrenched}
@@ -222,12 +233,28 @@ def evaluate(
                 "ambiguity_after": clarity_after,
             },
         )
+    if bias is not None and candidates:
+        checked = check(
+            backend,
+            judges,
+            [(aid, cand) for aid, _, cand in candidates],
+            bias,
+            alpha=rule.alpha,
+            params=params.model_copy(update={"max_new_tokens": BIAS_TOKENS}),
+            progress=progress,
+            calibrator=calibrator,
+        )
+        for aid, found in checked.items():
+            e = evaluations[aid]
+            details = {**e.details, "bias": found}
+            details["warnings"] = [*e.details.get("warnings", []), *found["widened"]]
+            evaluations[aid] = e.model_copy(update={"details": details})
     return GateResult(
         outputs=outputs,
         critiques=critiques,
         evaluations=evaluations,
         head_mean=head_mean,
-        warnings=run_warnings(len(heldout), rule, evaluations),
+        warnings=[*notes, *run_warnings(len(heldout), rule, evaluations)],
     )
 
 

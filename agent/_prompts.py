@@ -326,6 +326,55 @@ def revise_request(p: Principle, stats: PrincipleStats, variant: int = 0) -> lis
     return _with_example(_REVISE_EXAMPLES, variant, request)
 
 
+def bias_revise_request(
+    p: Principle, findings: Sequence[str], variant: int = 0
+) -> list[ChatMessage]:
+    """Redraft `p` (the fairness principle) from what bias probes found (`bias_finding`,
+    in words); `variant` picks the worked example."""
+    evidence = "bias probes found that " + "; and ".join(findings[:2])
+    return _with_example(_REVISE_EXAMPLES, variant, _revise_turn(p.id, p.title, p.text, evidence))
+
+
+def bias_add_request(
+    principles: Sequence[Principle], findings: Sequence[str], variant: int = 0
+) -> list[ChatMessage]:
+    """A new principle against the gaps bias probes found (`bias_finding`, in words);
+    `variant` picks the worked example."""
+    listed = ", ".join(p.id for p in principles) or "none yet"
+    turn = (
+        f"The constitution has these principles: {listed}.\n"
+        "Bias probes found that the assistant treats people differently:\n"
+        + "\n".join(f"- {_clip(f, 200)}" for f in findings[:2])
+        + "\n\nPropose one new principle that makes the assistant treat people alike: a "
+        f"short kebab-case id, a title and a text. {_RULE_FORM}"
+        ' Reply in JSON with the keys "id", "title" and "text".'
+    )
+    return _with_example(_ADD_EXAMPLES, variant, turn)
+
+
+_BIAS_WORDS = {
+    "p_yes": "it is less likely to say yes when {low} than when {high}",
+    "decision_yes": "it says yes less often when {low} than when {high}",
+    "refusal": "it refuses more often when {high} than when {low}",
+    "length": "its answers are shorter when {low} than when {high}",
+    "critic_score": "its answers are judged worse when {low} than when {high}",
+}
+
+
+def bias_finding(attribute: str, metric: str, lowest: str, highest: str) -> str:
+    """A measured gap in words and without figures, for the model (as `describe_evidence`):
+    "it refuses more often when the person's religion is muslim than when it is
+    christian"."""
+    words = _BIAS_WORDS.get(metric, "its answers differ when {low} and when {high}")
+    low = f"the person's {attribute.replace('-', ' ')} is {lowest}"
+    high = f"the person's {attribute.replace('-', ' ')} is {highest}"
+    if words.index("{low}") < words.index("{high}"):
+        high = f"it is {highest}"
+    else:
+        low = f"it is {lowest}"
+    return words.format(low=low, high=high)
+
+
 def merge_request(a: Principle, b: Principle, variant: int = 0) -> list[ChatMessage]:
     """One principle covering `a` and `b`; `variant` picks the worked example."""
     return _with_example(_MERGE_EXAMPLES, variant, _merge_turn(a, b))

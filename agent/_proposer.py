@@ -4,9 +4,11 @@ Which change to draft follows from the statistics, as in Inverse Constitutional 
 filtering: a principle that is often violated or judged ambiguously is revised; one that is
 never relevant is retired; two judged almost identically are merged; principles that pull
 against each other get the non-entrenched one revised; a low overall score asks for a new
-principle. The model writes the new text as structured output (several candidates per
-change, degenerate ones rejected before the gate ever sees them: `agent._drafting`); the
-rationale states the evidence. Drafts that duplicate a pending amendment, or that do not
+principle; significant gaps found by a stored bias probe run (`agent._bias_loop`) ask, before
+anything else, for a revision of `fairness`, or a new principle where there is none. The
+model writes the new text as structured output (several candidates per change, degenerate
+ones rejected before the gate ever sees them: `agent._drafting`); the rationale states the
+evidence. Drafts that duplicate a pending amendment, or that do not
 apply to the head, are skipped; the number of drafts is capped by the caller.
 """
 
@@ -19,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent._bias import DEFAULT_JUDGED
+from agent._bias_loop import Findings
 from agent._drafting import DraftRequest, draft_texts
 from agent._progress import Progress
 from agent._prompts import (
@@ -27,6 +31,8 @@ from agent._prompts import (
     NewPrinciple,
     RevisedPrinciple,
     add_request,
+    bias_add_request,
+    bias_revise_request,
     merge_request,
     revise_request,
     worked_examples,
@@ -40,12 +46,16 @@ from principles import (
     Constitution,
     Critique,
     Policy,
+    Principle,
     check_size,
     plan_changes,
 )
 
 REVISE_AT = 0.3
 SIMILAR_TEXT = 0.9
+BIAS_PRIORITY = 3.0
+"""A measured unfair treatment of people outranks every other reason to redraft (the
+statistics give at most 2: violation rate plus ambiguity)."""
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Candidate:
     merge_from: tuple[str, ...] = ()
     reason: str = ""
     evidence: list[str] = field(default_factory=list)
+    bias: tuple[str, ...] = ()
+    """The probe run's gaps in words, when the change answers them."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,25 @@ def _evidence_for(pid: str, critiques: Sequence[Critique], limit: int = 5) -> li
 
 
 def candidates(
-    head: Constitution, agg: Aggregate, critiques: Sequence[Critique]
+    head: Constitution,
+    agg: Aggregate,
+    critiques: Sequence[Critique],
+    bias: Findings | None = None,
 ) -> list[Candidate]:
     entrenched = {p.principle_id for p in head.principles if p.entrenched}
     out: list[Candidate] = []
+    if bias is not None:
+        fair = head.get(DEFAULT_JUDGED) is not None
+        out.append(
+            Candidate(
+                "revise" if fair else "add",
+                DEFAULT_JUDGED if fair else "",
+                BIAS_PRIORITY,
+                reason=bias.figures(),
+                evidence=[bias.ref],
+                bias=tuple(bias.in_words()),
+            )
+        )
     for pid, s in agg.per_principle.items():
         if head.get(pid) is None or not s.judged:
             continue
@@ -176,20 +203,30 @@ def propose(
     policy: Policy,
     params: GenerationParams,
     progress: Progress,
+    bias: Findings | None = None,
 ) -> Proposals:
     """Up to `budget` drafts that apply cleanly to `head` and duplicate nothing pending.
 
     Text is drafted by `draft_texts`: several candidates per change, degenerate ones
     rejected (and recorded in `rejected`); a change with no well-formed candidate is skipped.
+    `bias` (a probe run's significant gaps) asks for a change that answers them, unless a
+    pending amendment already cites the same probe run.
     """
     skipped: list[str] = []
     chosen: list[Candidate] = []
     busy = {pid for a in pending for pid in a.draft.touched}
-    for c in candidates(head, agg, critiques):
+    cited = {ref: a.id for a in pending for ref in a.draft.evidence if ref.startswith("probe:")}
+    for c in candidates(head, agg, critiques, bias):
         if len(chosen) >= budget:
             break
         if c.principle_id in busy and c.op != "add":
             skipped.append(f"{c.op} {c.principle_id}: a pending amendment already touches it")
+            continue
+        if c.bias and c.evidence[0] in cited:
+            skipped.append(
+                f"{c.op} {c.principle_id or '(new)'}: amendment {cited[c.evidence[0]]} already "
+                f"answers {c.evidence[0].replace(':', ' run ')}"
+            )
             continue
         chosen.append(c)
     requests = [
@@ -229,6 +266,8 @@ def _request(
     texts = {pid: p.text for pid, p in principles.items()}
     copies = tuple(worked_examples())
     variants = range(VARIANTS)
+    if c.bias:
+        return _bias_request(key, c, principles)
     if c.op == "revise":
         p, stats = principles[c.principle_id], agg.per_principle[c.principle_id]
         return DraftRequest(
@@ -262,6 +301,32 @@ def _request(
     return None
 
 
+def _bias_request(key: int, c: Candidate, principles: dict[str, Principle]) -> DraftRequest:
+    """A revision of `fairness`, or a new principle, from the probe run's gaps in words."""
+    texts = {pid: p.text for pid, p in principles.items()}
+    copies = tuple(worked_examples())
+    variants = range(VARIANTS)
+    if c.op == "revise":
+        p = principles[c.principle_id]
+        return DraftRequest(
+            key,
+            "revise",
+            c.principle_id,
+            [bias_revise_request(p, c.bias, v) for v in variants],
+            original=p.text,
+            others=copies + tuple(t for pid, t in texts.items() if pid != c.principle_id),
+            topic=f"{p.title} {p.text}",
+        )
+    return DraftRequest(
+        key,
+        "add",
+        "",
+        [bias_add_request(list(principles.values()), c.bias, v) for v in variants],
+        others=copies + tuple(texts.values()),
+        topic="treat every person alike, fairly and equally, whoever they are: " + " ".join(c.bias),
+    )
+
+
 def _draft(c: Candidate, reply: BaseModel | None, run_id: int) -> AmendmentDraft:
     """The amendment for `c`, with `reply`'s text; the rationale comes from the evidence."""
     why = f" Evidence: {c.reason}."
@@ -281,7 +346,12 @@ def _draft(c: Candidate, reply: BaseModel | None, run_id: int) -> AmendmentDraft
             principle_id=reply.id,
             title=reply.title,
             text=reply.text,
-            rationale="A new principle for failures that no principle covers well." + why,
+            rationale=(
+                "A new principle so that the agent treats people alike."
+                if c.bias
+                else "A new principle for failures that no principle covers well."
+            )
+            + why,
             evidence=tuple(c.evidence),
             run_id=run_id,
         )
@@ -303,7 +373,12 @@ def _draft(c: Candidate, reply: BaseModel | None, run_id: int) -> AmendmentDraft
         op="revise",
         principle_id=c.principle_id,
         text=reply.text,
-        rationale=f"Redrafted {c.principle_id} to be clearer and easier to judge." + why,
+        rationale=(
+            f"Redrafted {c.principle_id} so that the agent treats people alike."
+            if c.bias
+            else f"Redrafted {c.principle_id} to be clearer and easier to judge."
+        )
+        + why,
         evidence=tuple(c.evidence),
         run_id=run_id,
     )

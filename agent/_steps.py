@@ -12,9 +12,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent import _actor, _critic
 from agent._aggregate import aggregate
+from agent._bias_loop import Findings, findings, flagged, newest, plan
 from agent._calibration import Calibrator
 from agent._gate import evaluate
 from agent._progress import Progress
@@ -84,6 +86,14 @@ class Loop:
 
     def constitution_at(self, revision: int) -> Constitution:
         return self.store.constitution(self.run.constitution, at=revision)
+
+    def bias_findings(self, head: Constitution) -> Findings | None:
+        """The newest bias probe run under `head` or before, its gaps as `config.bias`
+        chooses (`agent._bias_loop`)."""
+        if self.config.bias == "off":
+            return None
+        runs = self.store.probe_runs(self.run.constitution)
+        return findings(newest(runs, head.revision), self.config.bias)
 
 
 def sample_train(loop: Loop, iteration: int) -> list[Task]:
@@ -255,6 +265,7 @@ def step_propose(loop: Loop, iteration: int) -> None:
     pending = [a for a in loop.store.amendments(loop.run.constitution) if a.status in OPEN_STATUSES]
     used = loop.store.amendments_in_run(loop.run.id)
     budget = max(0, min(loop.config.max_proposals, loop.store.policy.max_amendments_per_run - used))
+    bias = flagged(loop.bias_findings(head))
     loop.progress.step(iteration, loop.config.iterations, "propose", budget)
     found = propose(
         loop.backend,
@@ -267,6 +278,7 @@ def step_propose(loop: Loop, iteration: int) -> None:
         policy=loop.store.policy,
         params=loop.params(iteration, "propose", 256),
         progress=loop.progress,
+        bias=bias,
     )
     loop.store.record_step(
         loop.run.id,
@@ -281,6 +293,7 @@ def step_propose(loop: Loop, iteration: int) -> None:
             "budget": budget,
             "rejected_drafts": found.rejected,
             "drafting": found.figures,
+            "bias": None if bias is None else {"probe_run": bias.run.id, "gaps": len(bias.gaps)},
         },
     )
 
@@ -296,13 +309,16 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
         (a.id, a.draft) for a in _iteration_amendments(loop, iteration) if a.status == "proposed"
     ]
     _, heldout = loop.tasks()
+    bias, skipped = plan(loop.bias_findings(head)) if drafts else (None, None)
     loop.progress.step(
         iteration,
         loop.config.iterations,
         "evaluate",
-        len(heldout)
-        * (1 + len(drafts))
-        * (1 + len(head.principles) * loop.config.judge_paraphrases),
+        (1 + len(drafts))
+        * (
+            len(heldout) * (1 + len(head.principles) * loop.config.judge_paraphrases)
+            + (bias.answered if bias is not None else 0)
+        ),
     )
     result = evaluate(
         loop.backend,
@@ -315,6 +331,8 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
         params=loop.params(iteration, "evaluate"),
         progress=loop.progress,
         calibrator=loop.calibrator,
+        bias=bias,
+        notes=[skipped] if skipped else [],
     )
     loop.store.record_step(
         loop.run.id,
@@ -330,6 +348,7 @@ def step_evaluate(loop: Loop, iteration: int) -> None:
             "heldout_mean": round(result.head_mean, 6),
             "passed": [aid for aid, e in result.evaluations.items() if e.passed],
             "gate": {str(aid): e.outcome for aid, e in result.evaluations.items()},
+            "bias_widened": [aid for aid, e in result.evaluations.items() if widened(e.details)],
             "warnings": result.warnings,
         },
     )
@@ -353,11 +372,18 @@ def drift(loop: Loop, extra: Amendment | None = None) -> float:
     return len(changed) / max(1, len(start.entries))
 
 
+def widened(details: dict[str, Any]) -> list[str]:
+    """The gaps an evaluated candidate significantly widens, as warnings (`agent._bias_loop`)."""
+    found: list[str] = (details.get("bias") or {}).get("widened", [])
+    return found
+
+
 def step_decide(loop: Loop, iteration: int) -> None:
     """Act on the gate's outcomes. Review mode queues every evaluated draft that passed or
-    was inconclusive, so people see it with its figures, and rejects only regressions.
-    Autonomous mode applies at most one passed draft (the largest effect; the policy may
-    still require a person) and rejects the inconclusive and the regressed."""
+    was inconclusive, so people see it with its figures (and the gaps it widens, flagged),
+    and rejects only regressions. Autonomous mode applies at most one passed draft (the
+    largest effect; the policy may still require a person) and rejects the inconclusive,
+    the regressed and those that significantly widen a measured bias gap."""
     amendments = _iteration_amendments(loop, iteration)
     loop.progress.step(iteration, loop.config.iterations, "decide", len(amendments))
     head = loop.store.constitution(loop.run.constitution)
@@ -369,8 +395,12 @@ def step_decide(loop: Loop, iteration: int) -> None:
         if a.status != "proposed" or a.evaluation is None:
             continue
         outcome = a.evaluation.outcome
+        wider = widened(a.evaluation.details)
         if outcome == "regressed" or (loop.config.mode == "autonomous" and outcome != "passed"):
             reason = f"gate: {outcome}: {a.evaluation.details.get('reason', 'no reason recorded')}"
+            decisions.append(StepDecision(kind="reject", amendment_id=a.id, reason=reason))
+        elif loop.config.mode == "autonomous" and wider:
+            reason = f"gate: {outcome}, but it " + "; and it ".join(wider)
             decisions.append(StepDecision(kind="reject", amendment_id=a.id, reason=reason))
         elif loop.config.mode == "autonomous" and not entrenched_touched(head, a.draft):
             eligible.append(a)
@@ -396,7 +426,16 @@ def step_decide(loop: Loop, iteration: int) -> None:
         loop.actor,
         lease=loop.lease,
         decisions=decisions,
-        result={"queued": queued, "held": held, "mode": loop.config.mode},
+        result={
+            "queued": queued,
+            "held": held,
+            "mode": loop.config.mode,
+            "bias_flagged": [
+                a.id
+                for a in amendments
+                if a.id in queued and a.evaluation is not None and widened(a.evaluation.details)
+            ],
+        },
     )
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from charter._judge_cli import evidence_critiques, evidence_json, evidence_line, review_label
-from charter._output import diff_text, emit_json, out, say, table
+from charter._output import diff_text, emit_json, out, say, table, with_ci
 from charter._settings import read_text_option, settings_of
 from principles import (
     STATUS_GROUPS,
@@ -113,8 +113,9 @@ def print_state(state: ReviewState, evidence: dict[str, str] | None = None) -> N
 
 
 def print_gate(e: Evaluation | None) -> None:
-    """The gate's outcome, its effect with 95% CI, p-value and n tasks, its warnings, and
-    per principle the scores with the paired effect's CI and p (when the gate stored them)."""
+    """The gate's outcome, its effect with 95% CI, p-value and n tasks, its warnings, per
+    principle the scores with the paired effect's CI and p (when the gate stored them), and
+    the bias gaps it measured again."""
     if e is None:
         out.print("gate: not evaluated", markup=False)
         return
@@ -140,6 +141,25 @@ def print_gate(e: Evaluation | None) -> None:
             p = _num(fig["p_value"]) if fig else ""
             rows.append((n, _num(b), _num(f), change, ci, p))
         table(None, ["principle", "before", "after", "change", "95% CI", "p"], rows)
+    bias: dict[str, Any] | None = x.get("bias")
+    if bias:
+        table(
+            f"bias gaps of probe run {bias['probe_run']}, measured again under the head and "
+            "with this change",
+            ["attribute", "metric", "before", "after", "change [95% CI]", "p (Holm)", ""],
+            [
+                (
+                    r["attribute"],
+                    r["metric"],
+                    _num(r["gap_before"]),
+                    _num(r["gap_after"]),
+                    with_ci(r["change"], r["change_ci"], signed=True),
+                    f"{r['p_adjusted']:.4f}",
+                    "WIDENED" if r["widened"] else "",
+                )
+                for r in bias["checked"]
+            ],
+        )
 
 
 def _gate_cell(e: Evaluation | None) -> str:

@@ -160,6 +160,15 @@ def register(app: typer.Typer) -> None:
                 help="run autonomously with an unmeasured or weak judge (recorded in the run)",
             ),
         ] = False,
+        bias: Annotated[
+            Literal["flagged", "all", "off"],
+            typer.Option(
+                "--bias",
+                help="the newest bias probe run's gaps the loop acts on: flagged (evidence "
+                "for the proposer, measured again by the gate), all (the gate measures "
+                "every gap) or off",
+            ),
+        ] = "flagged",
         trace_content: Annotated[
             bool,
             typer.Option(
@@ -196,6 +205,7 @@ def register(app: typer.Typer) -> None:
                         judge_paraphrases=paraphrases,
                         judge_floor=judge_floor,
                         judge_override=override_judge_floor,
+                        bias=bias,
                         gate=GateRule(min_effect=min_effect, alpha=alpha),
                     )
                 except ValueError as exc:

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from principles._models import UTCDateTime, _Frozen
 
 RunMode = Literal["review", "autonomous"]
+BiasCheck = Literal["flagged", "all", "off"]
 RunStatus = Literal["running", "completed", "stopped", "failed"]
 StepName = Literal["answer", "critique", "revise", "aggregate", "propose", "evaluate", "decide"]
 STEPS: tuple[StepName, ...] = (
@@ -117,6 +118,12 @@ class RunConfig(_Frozen):
     )
     judge_override: bool = Field(
         default=False, description="run autonomously although the judge is below its floor"
+    )
+    bias: BiasCheck = Field(
+        default="flagged",
+        description="the newest bias probe run's gaps the loop acts on: the flagged ones "
+        "(evidence for the proposer, measured again by the gate), all of them (the gate "
+        "measures every one; the proposer still takes only the flagged), or off",
     )
 
 

@@ -5,7 +5,8 @@ Two hooks, passed to `create_app` explicitly:
 - an evidence source turns an amendment's evidence ids into items to show. The default,
   `evidence_from_runs`, looks up `critique:ID` (in any run) and `output:ID` (in the
   amendment's run) and shows the critique's principle, score, verdict, rationale and the
-  labels people gave it, and the output's text; an id it cannot resolve is shown as written
+  labels people gave it, and the output's text; `probe:ID` (a bias probe run) shows its
+  flagged gaps and links to its page; an id it cannot resolve is shown as written
   (`evidence_from_ids` shows only the ids). People can label an item with a verdict.
 - a score source returns per-run score series for the dashboard's charts. The default,
   `run_scores`, charts each recent run's mean critique score of its answers per iteration;
@@ -54,6 +55,7 @@ class EvidenceItem(BaseModel):
     kind: str = "evidence"
     summary: str = ""
     text: str = ""
+    href: str = ""
     score: float | None = None
     critique_id: int | None = None
     verdict: str | None = Field(default=None, description="set when the critique was found")
@@ -148,9 +150,28 @@ def evidence_from_runs(store: Store, amendment: Amendment) -> list[EvidenceItem]
                     }
                 )
             )
+        elif (pid := _ref_id(item.ref, "probe")) is not None and (probe := _probe(store, pid)):
+            items.append(item.model_copy(update=probe))
         else:
             items.append(item)
     return items
+
+
+def _probe(store: Store, run_id: int) -> dict[str, str]:
+    """A bias probe run as evidence: what it measured, its flagged gaps, its page."""
+    from agent._bias_loop import figure
+
+    try:
+        run = store.probe_run(run_id)
+    except NotFound:
+        return {}
+    gaps = [g for g in run.report.get("gaps", []) if g.get("significant")]
+    return {
+        "summary": f"bias probe run {run.id} under revision {run.revision} ({run.model}, "
+        f"{run.variants} variants): {len(gaps)} gap(s) flagged",
+        "text": "\n".join(f"{g['source']}: {figure(g)}" for g in gaps),
+        "href": f"/probes?run={run.id}",
+    }
 
 
 def run_scores(store: Store, constitution: str, last: int = 6) -> list[ScoreSeries]:

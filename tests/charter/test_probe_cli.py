@@ -75,3 +75,35 @@ def test_tasks_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0 and "fairness" in out and "shorter than 4 words" in err
     code, _, err = cli("tasks", "report", str(tmp_path / "none.jsonl"))
     assert code == 4 and "cannot read task file" in err and err.count("\n") == 1
+
+
+@register_backend("bias_loop_test")
+def _biased_loop(target: str, **options: Any) -> ScriptedBackend:
+    from tests.agent.test_bias_loop import biased_backend
+
+    b = biased_backend()
+    b.uri = "bias_loop_test:"
+    return b
+
+
+def test_a_run_after_a_probe_drafts_against_its_gaps_and_amend_show_prints_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.agent.test_bias_loop import suite_file
+
+    cli = CLI(tmp_path / "charter.db", capsys)
+    cli.ok("init")
+    model = ("--model", "bias_loop_test:")
+    cli.ok("probe", "bias", *model, "--suite", str(suite_file(tmp_path)))
+    loop = ("run", *model, "--iterations", "1", "--tasks-limit", "24", "--seed", "7")
+    code, _, err = cli(*loop, "--bias", "sometimes")
+    assert code != 0 and "sometimes" in err
+    summary = cli.json(*loop, "--train-per-iteration", "4", "--json")
+    assert isinstance(summary, dict)
+    shown = {}
+    for aid in summary["pending"]:
+        _, out, _ = cli("amend", "show", str(aid))
+        shown[aid] = out
+    assert shown and all("bias gaps of probe run 1, measured again" in s for s in shown.values())
+    assert any("WIDENED" in s and "widens the religion refusal gap" in s for s in shown.values())
+    assert any("revise fairness" in s and "WIDENED" not in s for s in shown.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -106,6 +107,7 @@ def test_amendment_json_for_scripts(app: FastAPI, web_store: Store, agent_token:
         "kind": "critique",
         "summary": "",
         "text": "",
+        "href": "",
         "score": None,
         "critique_id": 12,
         "verdict": None,  # no stored critique 12: nothing to label
@@ -341,3 +343,31 @@ def test_the_probe_page_charts_each_attribute_and_marks_flagged_gaps(
     older = alice.get(f"/probes?run={first}")
     assert older.status_code == 200 and f"Run #{first}: revision 1" in older.text
     assert alice.get("/probes?run=999").status_code == 404
+
+
+def test_an_amendment_from_a_probe_run_shows_its_gaps_and_the_gate_s_bias_check(
+    alice: Client, web_store: Store, tmp_path: Path
+) -> None:
+    from agent import start_run
+    from tests.agent.test_bias_loop import biased_backend, record_probe, suite_file
+    from tests.agent.test_loop_runs import config
+
+    backend = biased_backend()
+    stored = record_probe(web_store, suite_file(tmp_path), backend)
+    run = start_run(web_store, backend, config(iterations=1))
+    amendments = web_store.amendments(run_id=run.id)
+    fair = next(a for a in amendments if a.draft.principle_id == "fairness")
+    page = alice.get(f"/amendments/{fair.id}")
+    assert page.status_code == 200
+    assert f'<a href="/probes?run={stored.id}"><code>probe:{stored.id}</code></a>' in page.text
+    assert f"bias probe run {stored.id} under revision 1 (scripted:loop, " in page.text
+    assert "agent: religion refusal: muslim 0.417 vs christian 0.000" in page.text
+    link = f'<a href="/probes?run={stored.id}">probe run {stored.id}</a>'
+    assert f"Bias gaps of {link}" in page.text
+    assert '<span class="badge bad">widened</span>' not in page.text
+    wider = next(
+        a for a in amendments if a.draft.principle_id != "fairness" and a.status == "proposed"
+    )
+    page = alice.get(f"/amendments/{wider.id}")
+    assert '<span class="badge bad">widened</span>' in page.text
+    assert "widens the religion refusal gap of bias probe run" in page.text
