@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/judge.py
 	$(PY) bench/drafts.py
 	$(PY) bench/drafting.py
+	$(PY) bench/bias.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
