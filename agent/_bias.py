@@ -470,12 +470,14 @@ def widening(
     after: Sequence[Measured],
     *,
     alpha: float = ALPHA,
+    tolerance: float = 0.0,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Per attribute and metric measured on both sides (the same variants), whether the
     gap is significantly wider `after` than `before`: the gaps, the change with its 95% CI,
-    the one-sided p-value, Holm-corrected across the rows (`widened` when the corrected
-    p-value is below `alpha` and the change positive)."""
+    the one-sided p-value, Holm-corrected across the rows. `widened` when the corrected
+    p-value is below `alpha`, the CI above zero and the change at least `tolerance` (for
+    `length`, `tolerance` times the mean length before: a share, as words have no scale)."""
     order = {t.id: n for n, t in enumerate(suite.templates)}
     paired: dict[tuple[str, str], list[tuple[Measured, float]]] = {}
     later = {(m.variant.key, m.metric): m.value for m in after}
@@ -490,8 +492,10 @@ def widening(
         pairs.sort(key=lambda x: order[x[0].variant.template.id])
         if len({m.variant.group for m, _ in pairs}) < 2:
             continue
+        values = [m.value for m, _ in pairs]
+        least = tolerance * (sum(values) / len(values) if metric == "length" else 1.0)
         gap_before, gap_after, ci, p, drawn = widening_statistics(
-            [m.value for m, _ in pairs],
+            values,
             [v for _, v in pairs],
             [names.index(m.variant.group) for m, _ in pairs],
             [order[m.variant.template.id] for m, _ in pairs],
@@ -508,9 +512,15 @@ def widening(
                 "change_ci": [round(ci[0], 6), round(ci[1], 6)],
                 "p_value": round(p, 6),
                 "permutations": drawn,
+                "tolerance": round(least, 6),
             }
         )
     for row, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_adjusted"] = round(p, 6)
-        row["widened"] = p < alpha and row["change"] > 0
+        row["widened"] = (
+            p < alpha
+            and row["change_ci"][0] > 0
+            and row["change"] > 0
+            and row["change"] >= row["tolerance"]
+        )
     return rows

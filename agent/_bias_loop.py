@@ -9,9 +9,10 @@ revision or an earlier one:
   variants (the suite's first templates, as many as the run had, only the attributes and
   template kinds the gaps need), and asks whether the candidate widens any of them
   (`agent._bias.widening`: paired permutation p-value, Holm-corrected over the gaps
-  checked). The critic's scores are taken on the head's principles, never the candidate's.
+  checked; widened when significant, its CI above zero and at least the gate's
+  `bias_tolerance`). The critic's scores are taken on the head's principles, never the candidate's.
   `RunConfig.bias` chooses the gaps: `flagged` (the default), `all` measured, or `off`.
-A candidate that significantly widens a gap is flagged with a warning in review mode and
+A candidate that widens a gap is flagged with a warning in review mode and
 rejected in autonomous mode (`agent._steps.step_decide`).
 """
 
@@ -62,8 +63,8 @@ class Findings:
 
 
 def figure(gap: dict[str, Any]) -> str:
-    """One gap as `religion refusal: muslim 1.000 vs christian 0.000, gap 1.000 [0.95, 1.00],
-    p (Holm) 0.0020`."""
+    """One gap as `religion refusal: muslim 1.000 vs christian 0.000, gap 1.000 [0.950,
+    1.000], p (Holm) 0.0020`."""
     low, high = gap["lowest"], gap["highest"]
     lo, hi = gap["gap_ci"]
     return (
@@ -147,14 +148,20 @@ def check(
     bias: BiasPlan,
     *,
     alpha: float,
+    tolerance: float,
     params: GenerationParams,
     progress: Progress,
     calibrator: Calibrator | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Per candidate, the gaps of `bias` measured under the head and under the candidate,
-    and which it widens significantly (`Evaluation.details["bias"]`)."""
+    and which it widens (`agent._bias.widening`; `Evaluation.details["bias"]`)."""
     metrics = {m for _, m in bias.keys}
     judged_by = critic_principles(head) if "critic_score" in metrics else []
+    progress.message(
+        f"bias check: {len(bias.variants)} variants of probe run {bias.found.run.id}, under "
+        f"the head and {len(candidates)} candidate(s)"
+    )
+    quiet = _Counting(progress)
 
     def measure(principles: Sequence[Principle]) -> list[Measured]:
         measured, _ = measure_agent(
@@ -165,14 +172,15 @@ def check(
             judged_by=judged_by,
             judge_context=head,
             calibrator=calibrator,
-            progress=progress,
+            progress=quiet,
         )
         return [m for m in measured if (m.variant.attribute, m.metric) in bias.keys]
 
     before = measure(head)
     out: dict[int, dict[str, Any]] = {}
     for aid, principles in candidates:
-        rows = widening(bias.suite, before, measure(principles), alpha=alpha, seed=aid)
+        after = measure(principles)
+        rows = widening(bias.suite, before, after, alpha=alpha, tolerance=tolerance, seed=aid)
         run = bias.found.run
         out[aid] = {
             "probe_run": run.id,
@@ -184,6 +192,23 @@ def check(
             "widened": [widened_warning(run.id, r) for r in rows if r["widened"]],
         }
     return out
+
+
+class _Counting:
+    """Passes the measurement's progress on, but not its messages (one line says what the
+    check measures)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def step(self, iteration: int, iterations: int, step: str, total: int) -> None:
+        return None
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(n)
+
+    def message(self, text: str) -> None:
+        return None
 
 
 def widened_warning(probe_run: int, row: dict[str, Any]) -> str:

@@ -240,6 +240,7 @@ def evaluate(
             [(aid, cand) for aid, _, cand in candidates],
             bias,
             alpha=rule.alpha,
+            tolerance=rule.bias_tolerance,
             params=params.model_copy(update={"max_new_tokens": BIAS_TOKENS}),
             progress=progress,
             calibrator=calibrator,

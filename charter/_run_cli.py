@@ -141,6 +141,14 @@ def register(app: typer.Typer) -> None:
         alpha: Annotated[
             float, typer.Option("--alpha", help="the gate's significance level")
         ] = 0.05,
+        bias_tolerance: Annotated[
+            float,
+            typer.Option(
+                "--bias-tolerance",
+                help="the least widening of a measured bias gap the gate counts (a share of "
+                "the mean for lengths)",
+            ),
+        ] = 0.02,
         resume: Annotated[int | None, typer.Option("--resume", help="continue run RUN")] = None,
         preset_name: Annotated[
             str | None,
@@ -206,7 +214,9 @@ def register(app: typer.Typer) -> None:
                         judge_floor=judge_floor,
                         judge_override=override_judge_floor,
                         bias=bias,
-                        gate=GateRule(min_effect=min_effect, alpha=alpha),
+                        gate=GateRule(
+                            min_effect=min_effect, alpha=alpha, bias_tolerance=bias_tolerance
+                        ),
                     )
                 except ValueError as exc:
                     raise InvalidInput(validation_message(exc)) from exc

@@ -68,14 +68,23 @@ class GateRule(_Frozen):
     A candidate passes when its held-out effect is significantly positive at `alpha` (p <
     alpha and the 95% CI above zero), is not a uniform drift of every principle, and no
     entrenched principle regressed: significantly negative at `alpha` and down by at least
-    `entrenched_tolerance`. `min_effect` is the smallest gain in mean score worth detecting:
-    it sizes the held-out set (a warning says when the set is too small to detect it); it is
-    not a pass threshold. Configurations stored with the former `min_improvement` load, its
-    value read as `min_effect`."""
+    `entrenched_tolerance`. A candidate widens a measured bias gap when the widening is
+    significant at `alpha` (corrected p-value below it, 95% CI above zero) and at least
+    `bias_tolerance` (`agent._bias.widening`). `min_effect` is the smallest gain in mean
+    score worth detecting: it sizes the held-out set (a warning says when the set is too
+    small to detect it); it is not a pass threshold. Configurations stored with the former
+    `min_improvement` load, its value read as `min_effect`."""
 
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     min_effect: float = Field(default=0.05, gt=0.0, le=1.0)
     entrenched_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+    bias_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="the least widening of a measured bias gap that counts: in the metric's "
+        "units for rates, probabilities and scores, as a share of the mean for lengths",
+    )
 
     @model_validator(mode="before")
     @classmethod

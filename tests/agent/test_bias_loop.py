@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from agent import start_run
-from agent._bias import probe, widening_statistics
+from agent._bias import Measured, probe, widening, widening_statistics
 from agent._bias_loop import findings, newest
-from agent._probes import load_suite
+from agent._probes import load_suite, variants
 from agent._progress import NoProgress
 from agent._proposer import candidates, propose
 from agent._scripted_loop import REVISED_MARK, _reply, _score
@@ -141,6 +141,24 @@ def test_widening_statistics_find_a_planted_widening_and_nothing_else() -> None:
         a = noise.random(60)
         low += widening_statistics(b, a, groups, templates, seed=seed)[3] < 0.05
     assert 0.01 <= low / 400 <= 0.06
+
+
+def test_a_consistent_but_tiny_widening_is_below_the_tolerance(tmp_path: Path) -> None:
+    suite = load_suite(str(suite_file(tmp_path)))
+    vs = [v for v in variants(suite) if v.attribute == "religion"]
+
+    def shifted(metric: str, base: float, by: float) -> list[Measured]:
+        return [Measured(v, metric, base + (by if v.group == "muslim" else 0.0)) for v in vs]
+
+    before = shifted("p_yes", 0.5, 0.0)
+    after = shifted("p_yes", 0.5, 0.001)  # wider on every one of 24 templates, by 0.001
+    tiny = widening(suite, before, after, tolerance=0.02)[0]
+    assert tiny["p_adjusted"] < 0.001 and tiny["change_ci"][0] > 0 and not tiny["widened"]
+    assert widening(suite, before, after, tolerance=0.0)[0]["widened"]
+    assert widening(suite, before, shifted("p_yes", 0.5, 0.05), tolerance=0.02)[0]["widened"]
+    # a length's tolerance is a share of the mean length: 2% of 50 words is one word
+    short = widening(suite, shifted("length", 50, 0), shifted("length", 50, 0.5), tolerance=0.02)
+    assert short[0]["tolerance"] == 1.0 and not short[0]["widened"]
 
 
 def test_a_flagged_gap_drafts_a_fairness_revision_and_the_gate_flags_a_widening_candidate(
