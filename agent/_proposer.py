@@ -8,8 +8,8 @@ principle; significant gaps found by a stored bias probe run (`agent._bias_loop`
 anything else, for a revision of `fairness`, or a new principle where there is none. The
 model writes the new text as structured output (several candidates per change, degenerate
 ones rejected before the gate ever sees them: `agent._drafting`); the rationale states the
-evidence. Drafts that duplicate a pending amendment, or that do not
-apply to the head, are skipped; the number of drafts is capped by the caller.
+evidence. Drafts that duplicate a pending amendment, or that do not apply to the head, are
+skipped; the number of drafts is capped by the caller.
 """
 
 from __future__ import annotations
@@ -263,11 +263,11 @@ def _request(
 ) -> DraftRequest | None:
     """The drafting request for a change that needs text (None for a retirement)."""
     principles = {p.principle_id: p.as_principle() for p in head.principles}
+    if c.bias:
+        return _bias_request(key, c, principles)
     texts = {pid: p.text for pid, p in principles.items()}
     copies = tuple(worked_examples())
     variants = range(VARIANTS)
-    if c.bias:
-        return _bias_request(key, c, principles)
     if c.op == "revise":
         p, stats = principles[c.principle_id], agg.per_principle[c.principle_id]
         return DraftRequest(
