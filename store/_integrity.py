@@ -38,7 +38,13 @@ from principles import (
 )
 from store import _audit, _queries
 from store._audit import Broken, RevisionEvent, aware, fetch
-from store._schema import APPEND_ONLY, JUDGE_APPEND_ONLY, PROBE_APPEND_ONLY, RUN_APPEND_ONLY
+from store._schema import (
+    APPEND_ONLY,
+    FEDERATION_APPEND_ONLY,
+    JUDGE_APPEND_ONLY,
+    PROBE_APPEND_ONLY,
+    RUN_APPEND_ONLY,
+)
 from store._triggers import missing_append_only
 
 _BATCH = 5000
@@ -113,7 +119,14 @@ def verify(conn: Connection, expected: Anchor | None = None) -> VerifyReport:
             reason="the audit log is empty: there is no history to verify",
         )
     missing = missing_append_only(
-        conn, (*APPEND_ONLY, *RUN_APPEND_ONLY, *JUDGE_APPEND_ONLY, *PROBE_APPEND_ONLY)
+        conn,
+        (
+            *APPEND_ONLY,
+            *RUN_APPEND_ONLY,
+            *JUDGE_APPEND_ONLY,
+            *PROBE_APPEND_ONLY,
+            *FEDERATION_APPEND_ONLY,
+        ),
     )
     if missing:
         return VerifyReport(

@@ -32,6 +32,7 @@ APPEND_ONLY = ("principle_versions", "revisions", "revision_entries", "reviews",
 RUN_APPEND_ONLY = ("run_steps", "outputs", "critiques")
 JUDGE_APPEND_ONLY = ("judge_labels", "judge_calibrations", "judge_evaluations")
 PROBE_APPEND_ONLY = ("probe_runs",)
+FEDERATION_APPEND_ONLY = ("federation_log",)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -483,3 +484,37 @@ class OutboxRow(Base):
 
 webhooks: Table = cast(Table, WebhookRow.__table__)
 webhook_outbox: Table = cast(Table, OutboxRow.__table__)
+
+
+class FederationNodeRow(Base):
+    """A node the coordinator accepts messages from: its Ed25519 public key and whether it is
+    still admitted (`active`) or `revoked`."""
+
+    __tablename__ = "federation_nodes"
+    __table_args__ = (CheckConstraint("status IN ('active', 'revoked')", name="ck_node_status"),)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+
+
+federation_nodes: Table = cast(Table, FederationNodeRow.__table__)
+
+
+class FederationLogRow(Base):
+    """The coordinator's record of its rounds, append-only: every signed message it sent or
+    accepted, and its own decisions, in order. A round's state is read back from it."""
+
+    __tablename__ = "federation_log"
+    __table_args__ = (Index("ix_federation_log_round", "round", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    sender: Mapped[str] = mapped_column(String(63))
+    body: Mapped[dict[str, Any]]
+    signature: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+federation_log: Table = cast(Table, FederationLogRow.__table__)

@@ -43,6 +43,7 @@ from principles import (
     validation_message,
 )
 from store import _amend, _audit, _engine, _integrity, _queries, _writes
+from store._federation import FederationAPI
 from store._hooks import HooksAPI
 from store._judging import JudgingAPI
 from store._probing import ProbingAPI
@@ -55,7 +56,16 @@ from store._users import UsersAPI
 DEFAULT = "default"
 
 
-class Store(RunsAPI, UsersAPI, SessionsAPI, ReviewAPI, JudgingAPI, ProbingAPI, HooksAPI):
+class Store(
+    RunsAPI,
+    UsersAPI,
+    SessionsAPI,
+    ReviewAPI,
+    JudgingAPI,
+    ProbingAPI,
+    HooksAPI,
+    FederationAPI,
+):
     """A Charter database: SQLite file path or URL, or a PostgreSQL URL.
 
     Opening applies pending migrations. `policy` holds the configurable governance rules.
