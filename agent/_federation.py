@@ -1,0 +1,695 @@
+"""Federated refinement: a coordinator and its nodes refine one constitution, and each node's
+tasks, answers and critiques stay in its own database (`principles._federation` has the wire
+format and the rules).
+
+`Node.handle` and `Coordinator.run_round` exchange signed messages as bytes through a
+`Transport` (one call per node and message; a node that fails or does not answer gives
+None), so the same round runs in one process (`LocalTransport`, tests) or across machines.
+
+A node, on a `round` message, adopts the coordinator's head into its own store, answers a
+sample of its private training tasks, critiques the answers and drafts amendments exactly as
+the loop does (`agent._steps`), then sends the drafts (without evidence) and per-principle
+aggregates. A draft that shares an 8-word sequence with a prompt, an answer or a critique's
+rationale is held back and noted in the node's audit log. On a `candidates` message it runs
+the gate (`agent._gate.evaluate`) on its private held-out tasks and sends the figures.
+
+The coordinator records every message it sends or accepts, and every decision, in its round
+log before it acts on it, so a coordinator killed mid-round resumes where it stopped, and a
+key is accepted at most once. Accepted drafts become amendments of the coordinator's
+constitution; in review mode a person approves them there, in autonomous mode they apply
+(drafts that touch an entrenched principle always wait for a person).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import _actor, _critic
+from agent._aggregate import aggregate
+from agent._calibration import Calibrator
+from agent._gate import evaluate
+from agent._progress import NoProgress, Progress
+from agent._proposer import propose
+from agent.models import Backend, GenerationParams
+from principles import (
+    COORDINATOR,
+    OPEN_STATUSES,
+    STEPS,
+    Actor,
+    Amendment,
+    Candidate,
+    CandidateFigure,
+    CandidatesBody,
+    CharterError,
+    Critique,
+    DraftsBody,
+    Envelope,
+    Evaluation,
+    FederationLogEntry,
+    FederationRule,
+    FiguresBody,
+    InvalidInput,
+    PolicyViolation,
+    PrincipleFigure,
+    PrivateText,
+    RevisionBody,
+    RoundBody,
+    Ruling,
+    RunConfig,
+    RunMode,
+    SharedDraft,
+    Task,
+    canonical_json,
+    check_signature,
+    decide,
+    federation_body,
+    merge,
+    public_hex,
+    seal,
+    split_tasks,
+    utcnow,
+    verdict,
+)
+from store import Store
+
+FEDERATION = Actor(kind="agent", name="federation")
+"""The coordinator's actor: it proposes accepted drafts and applies them autonomously."""
+
+
+class Transport(Protocol):
+    def exchange(self, messages: Mapping[str, bytes]) -> dict[str, bytes | None]:
+        """Deliver each node its message, together, and return the replies (None: the node
+        did not answer, or failed)."""
+
+
+@dataclass
+class LocalTransport:
+    """Nodes in this process, one after another. `captured` keeps every message, both ways,
+    as bytes; a node in `down` does not answer (a node killed mid-round)."""
+
+    nodes: Mapping[str, Node]
+    captured: list[bytes] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+
+    def exchange(self, messages: Mapping[str, bytes]) -> dict[str, bytes | None]:
+        replies: dict[str, bytes | None] = {}
+        for node, message in messages.items():
+            self.captured.append(message)
+            replies[node] = None
+            if node in self.down:
+                continue
+            try:
+                replies[node] = self.nodes[node].handle(message)
+            except CharterError:
+                continue
+            if replies[node] is not None:
+                self.captured.append(replies[node] or b"")
+        return replies
+
+
+# -- a node ------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """One organisation: its store, model, private tasks and key. `config` sizes its work
+    (tasks per iteration, held-out size, gate rule, proposals) as a run's config does."""
+
+    name: str
+    store: Store
+    backend: Backend
+    key: Ed25519PrivateKey
+    coordinator_key: str
+    tasks: Sequence[Task]
+    config: RunConfig = field(default_factory=RunConfig)
+    constitution: str = "default"
+    calibrator: Calibrator | None = None
+    progress: Progress = field(default_factory=NoProgress)
+    _head: RoundBody | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(kind="node", name=self.name)
+
+    def split(self) -> tuple[list[Task], list[Task]]:
+        train, held = split_tasks(list(self.tasks), self.config.seed, self.config.heldout_fraction)
+        return train, held[: self.config.heldout_size]
+
+    def params(self, round_: int, step: str, max_new_tokens: int | None = None) -> GenerationParams:
+        return GenerationParams(
+            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+            temperature=0.0,
+            seed=self.config.seed * 1000 + round_ * 10 + STEPS.index(step),
+        )
+
+    def handle(self, message: bytes) -> bytes | None:
+        """Check the coordinator's signature and answer the message (None for a revision)."""
+        envelope = Envelope.from_bytes(message)
+        if envelope.sender != COORDINATOR:
+            raise PolicyViolation(f"node {self.name} takes messages from the coordinator only")
+        check_signature(envelope, self.coordinator_key)
+        if envelope.kind == "round":
+            head = federation_body(envelope, RoundBody)
+            self.adopt(head, envelope)
+            return self._send(envelope.round, "drafts", self.drafts(envelope.round, head))
+        if envelope.kind == "candidates":
+            found = federation_body(envelope, CandidatesBody)
+            return self._send(envelope.round, "figures", self.figures(envelope.round, found))
+        if envelope.kind == "revision":
+            self.adopt(federation_body(envelope, RevisionBody), envelope)
+            return None
+        raise InvalidInput(f"node {self.name} does not take {envelope.kind} messages")
+
+    def _send(self, round_: int, kind: Any, body: Any) -> bytes:
+        envelope = seal(self.key, self.name, kind, round_, body)
+        self.store.note(
+            "federation.send",
+            f"round:{round_}",
+            {"kind": kind, "digest": envelope.digest, "bytes": len(envelope.to_bytes())},
+            self.actor,
+        )
+        return envelope.to_bytes()
+
+    def adopt(self, head: RoundBody, envelope: Envelope) -> None:
+        self.store.adopt(
+            self.constitution,
+            list(head.principles),
+            {
+                "round": envelope.round,
+                "revision": head.revision,
+                "hash": head.hash,
+                "coordinator_signature": envelope.signature,
+            },
+        )
+        self._head = head
+
+    def drafts(self, round_: int, head: RoundBody) -> DraftsBody:
+        """Answer, critique and propose on a sample of the private training tasks."""
+        local = self.store.constitution(self.constitution)
+        principles = [p.as_principle() for p in local.principles]
+        train, _ = self.split()
+        rng = random.Random(f"{self.config.seed}:{self.name}:{round_}")
+        tasks = sorted(
+            rng.sample(train, min(self.config.train_per_iteration, len(train))), key=lambda t: t.id
+        )
+        answers = _actor.answer(
+            self.backend, principles, tasks, self.params(round_, "answer"), self.progress
+        )
+        pairs = [
+            _critic.Pair(t, a, p) for t, a in zip(tasks, answers, strict=True) for p in principles
+        ]
+        judgments = _critic.judge(
+            self.backend,
+            principles,
+            pairs,
+            self.config.judge_paraphrases,
+            self.progress,
+            self.calibrator,
+        )
+        low = sorted(
+            (i for i, j in enumerate(judgments) if j.score < self.config.threshold),
+            key=lambda i: (judgments[i].score, i),
+        )[: self.config.max_rationales]
+        notes = _critic.rationales(
+            self.backend,
+            principles,
+            [pairs[i] for i in low],
+            self.params(round_, "critique", 64),
+            self.progress,
+        )
+        rationale = dict(zip(low, notes, strict=True))
+        now = utcnow()
+        critiques = [
+            Critique(
+                id=i + 1,
+                run_id=0,
+                output_id=i // len(principles) + 1,
+                principle_id=pair.principle.id,
+                version=local.entries[pair.principle.id],
+                score=j.score,
+                relevance=j.relevance,
+                spread=j.spread,
+                verdict=verdict(j.score, self.config.threshold),
+                rationale=rationale.get(i, ""),
+                created_at=now,
+            )
+            for i, (pair, j) in enumerate(zip(pairs, judgments, strict=True))
+        ]
+        agg = aggregate(critiques, list(local.entries), self.config.threshold)
+        pending = [a for a in self.store.amendments(self.constitution) if a.status in OPEN_STATUSES]
+        found = propose(
+            self.backend,
+            local,
+            agg,
+            critiques,
+            pending,
+            budget=self.config.max_proposals,
+            run_id=0,
+            policy=self.store.policy,
+            params=self.params(round_, "propose", 256),
+            progress=self.progress,
+        )
+        private = PrivateText([t.prompt for t in tasks] + list(answers) + notes)
+        shared: list[SharedDraft] = []
+        withheld = 0
+        for d in found.drafts:
+            draft = SharedDraft.of(d)
+            overlap = private.overlap(draft.words())
+            if overlap is None:
+                shared.append(draft)
+                continue
+            withheld += 1
+            self.store.note(
+                "federation.withheld",
+                f"round:{round_}",
+                {"draft": draft.model_dump(mode="json"), "overlap": " ".join(overlap)},
+                self.actor,
+            )
+        figures = tuple(
+            PrincipleFigure(
+                principle_id=pid,
+                mean=round(s.mean, 6),
+                violation_rate=round(s.violation_rate, 6),
+                count=s.judged,
+            )
+            for pid, s in sorted(agg.per_principle.items())
+            if s.judged >= head.min_count
+        )
+        return DraftsBody(
+            head=head.revision, drafts=tuple(shared), aggregates=figures, withheld=withheld
+        )
+
+    def figures(self, round_: int, found: CandidatesBody) -> FiguresBody:
+        """The gate on the private held-out tasks, for each candidate that applies here."""
+        head = self.store.constitution(self.constitution)
+        _, heldout = self.split()
+        min_count = self._head.min_count if self._head is not None else 5
+        if len(heldout) < min_count:
+            return FiguresBody(
+                head=found.head, figures=(), unmeasured=tuple(c.key for c in found.candidates)
+            )
+        drafts: list[tuple[int, Any]] = []
+        unmeasured: list[str] = []
+        for i, c in enumerate(found.candidates):
+            try:
+                drafts.append((i, c.draft.draft()))
+            except ValueError:
+                unmeasured.append(c.key)
+        result = evaluate(
+            self.backend,
+            head,
+            drafts,
+            heldout,
+            rule=self.config.gate,
+            threshold=self.config.threshold,
+            paraphrases=self.config.judge_paraphrases,
+            params=self.params(round_, "evaluate"),
+            progress=self.progress,
+            calibrator=self.calibrator,
+        )
+        out = []
+        for i, _ in drafts:
+            d = result.evaluations[i].details
+            lo, hi = d["ci"]
+            out.append(
+                CandidateFigure(
+                    key=found.candidates[i].key,
+                    count=int(d["n"]),
+                    effect=_unit_clip(d["effect"]),
+                    ci=(_unit_clip(lo), _unit_clip(hi)),
+                    p_value=min(1.0, max(0.0, float(d["p_value"]))),
+                    entrenched_regressions=tuple(d.get("entrenched_regressions") or ()),
+                )
+            )
+        return FiguresBody(head=found.head, figures=tuple(out), unmeasured=tuple(unmeasured))
+
+
+def _unit_clip(x: float) -> float:
+    return round(min(1.0, max(-1.0, float(x))), 6)
+
+
+# -- the coordinator ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    round: int
+    status: str
+    revision: int
+    nodes: list[str]
+    answered: list[str]
+    candidates: int
+    verdicts: list[Ruling]
+    amendments: list[int]
+    applied: list[int]
+    refused: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "status": self.status,
+            "revision": self.revision,
+            "nodes": self.nodes,
+            "answered": self.answered,
+            "candidates": self.candidates,
+            "verdicts": [v.model_dump(mode="json") for v in self.verdicts],
+            "amendments": self.amendments,
+            "applied": self.applied,
+            "refused": self.refused,
+        }
+
+
+@dataclass
+class Coordinator:
+    """The global constitution's keeper: it runs rounds and decides by `rule`."""
+
+    store: Store
+    key: Ed25519PrivateKey
+    rule: FederationRule = field(default_factory=FederationRule)
+    constitution: str = "default"
+    mode: RunMode = "review"
+    say: Callable[[str], None] = lambda _m: None
+
+    @property
+    def public_key(self) -> str:
+        return public_hex(self.key)
+
+    def _record(self, round_: int, kind: str, body: dict[str, Any]) -> FederationLogEntry:
+        """A coordinator-only log entry (start, refused, decision, end), signed by it."""
+        signature = self.key.sign(
+            canonical_json({"round": round_, "kind": kind, "body": body}).encode()
+        ).hex()
+        return self.store.log_federation(round_, kind, COORDINATOR, body, signature, FEDERATION)
+
+    def _log(self, envelope: Envelope) -> None:
+        self.store.log_federation(
+            envelope.round,
+            envelope.kind,
+            envelope.sender,
+            envelope.body,
+            envelope.signature,
+            FEDERATION,
+        )
+
+    def accepted_keys(self) -> dict[str, int]:
+        """Every key accepted so far, with its round."""
+        return {
+            e.body["key"]: e.round
+            for e in self.store.federation_log()
+            if e.kind == "decision" and e.body.get("decision") == "accepted"
+        }
+
+    def _open_round(self) -> tuple[int, list[FederationLogEntry]]:
+        log = self.store.federation_log()
+        if not log:
+            return 1, []
+        last = log[-1].round
+        entries = [e for e in log if e.round == last]
+        if any(e.kind == "end" for e in entries):
+            return last + 1, []
+        return last, entries
+
+    def _receive(
+        self,
+        node: str,
+        reply: bytes | None,
+        round_: int,
+        kind: str,
+        model: type[Any],
+        refused: list[str],
+    ) -> Any:
+        """Check a reply (a registered, active node's signature, the round, the kind, the
+        body's ranges) and log it; None, with the reason logged, when it is refused."""
+        if reply is None:
+            self._record(round_, "refused", {"node": node, "reason": "no reply"})
+            refused.append(f"{node}: no reply")
+            return None
+        try:
+            envelope = Envelope.from_bytes(reply)
+            registered = self.store.federation_node(envelope.sender)
+            if registered.status != "active":
+                raise PolicyViolation(f"node {envelope.sender!r} is revoked")
+            check_signature(envelope, registered.public_key)
+            if envelope.sender != node or envelope.round != round_ or envelope.kind != kind:
+                raise InvalidInput(
+                    f"expected {kind} for round {round_} from {node!r}, got {envelope.kind} "
+                    f"for round {envelope.round} from {envelope.sender!r}"
+                )
+            found = federation_body(envelope, model)
+            if isinstance(found, DraftsBody):
+                small = [a.principle_id for a in found.aggregates if a.count < self.rule.min_count]
+                if small:
+                    least = self.rule.min_count
+                    raise InvalidInput(f"aggregates over fewer than {least}: {', '.join(small)}")
+        except CharterError as exc:
+            self._record(round_, "refused", {"node": node, "reason": str(exc)})
+            refused.append(f"{node}: {exc}")
+            self.say(f"round {round_}: refused {kind} from {node}: {exc}")
+            return None
+        self._log(envelope)
+        return found
+
+    def run_round(self, transport: Transport) -> RoundSummary:
+        """Run (or resume) one round to its end."""
+        round_, entries = self._open_round()
+        refused: list[str] = []
+        start = next((e for e in entries if e.kind == "start"), None)
+        if start is None:
+            head = self.store.constitution(self.constitution)
+            nodes = [n.name for n in self.store.federation_nodes() if n.status == "active"]
+            if not nodes:
+                raise InvalidInput("the coordinator has no active nodes")
+            start = self._record(
+                round_,
+                "start",
+                {"revision": head.revision, "nodes": nodes, "rule": self.rule.model_dump()},
+            )
+        nodes = list(start.body["nodes"])
+        revision = int(start.body["revision"])
+        self.say(f"round {round_}: {len(nodes)} nodes, head revision {revision}")
+        needed = decide("", nodes, {}, self.rule).needed
+
+        sent = next((e for e in entries if e.kind == "round"), None)
+        if sent is None:
+            head = self.store.constitution(self.constitution, at=revision)
+            body = RoundBody(
+                constitution=self.constitution,
+                revision=revision,
+                hash=self.store.revision(revision, self.constitution).hash,
+                principles=tuple(p.as_principle() for p in head.principles),
+                min_count=self.rule.min_count,
+            )
+            envelope = seal(self.key, COORDINATOR, "round", round_, body)
+            self._log(envelope)
+        else:
+            envelope = Envelope(
+                sender=COORDINATOR,
+                kind="round",
+                round=round_,
+                body=sent.body,
+                signature=sent.signature,
+            )
+        drafts: dict[str, DraftsBody] = {
+            e.sender: DraftsBody.model_validate(e.body) for e in entries if e.kind == "drafts"
+        }
+        asked = _exchange(transport, [n for n in nodes if n not in drafts], envelope)
+        for node, reply in asked.items():
+            got = self._receive(node, reply, round_, "drafts", DraftsBody, refused)
+            if got is not None:
+                drafts[node] = got
+                self.say(f"round {round_}: {node} sent {len(got.drafts)} drafts")
+        if len(drafts) < needed:
+            return self._end(
+                round_,
+                "inconclusive",
+                revision,
+                nodes,
+                drafts,
+                [],
+                [],
+                [],
+                [],
+                refused,
+                f"only {len(drafts)} of {len(nodes)} nodes answered; the quorum needs {needed}",
+            )
+
+        sent = next((e for e in entries if e.kind == "candidates"), None)
+        if sent is None:
+            done = self.accepted_keys()
+            candidates = [
+                c for c in merge({n: d.drafts for n, d in drafts.items()}) if c.key not in done
+            ]
+            body_c = CandidatesBody(head=revision, candidates=tuple(candidates))
+            c_env = seal(self.key, COORDINATOR, "candidates", round_, body_c)
+            self._log(c_env)
+        else:
+            c_env = Envelope(
+                sender=COORDINATOR,
+                kind="candidates",
+                round=round_,
+                body=sent.body,
+                signature=sent.signature,
+            )
+            candidates = list(CandidatesBody.model_validate(sent.body).candidates)
+        self.say(f"round {round_}: {len(candidates)} candidates")
+        if not candidates:
+            return self._end(
+                round_, "completed", revision, nodes, drafts, [], [], [], [], refused, "no drafts"
+            )
+
+        figures: dict[str, FiguresBody] = {
+            e.sender: FiguresBody.model_validate(e.body) for e in entries if e.kind == "figures"
+        }
+        asked = _exchange(transport, [n for n in nodes if n in drafts and n not in figures], c_env)
+        for node, reply in asked.items():
+            got = self._receive(node, reply, round_, "figures", FiguresBody, refused)
+            if got is not None:
+                figures[node] = got
+
+        decided = {e.body["key"]: e for e in entries if e.kind == "decision"}
+        verdicts: list[Ruling] = []
+        amendments: list[int] = []
+        applied: list[int] = []
+        for c in candidates:
+            if c.key in decided:
+                verdicts.append(Ruling.model_validate(decided[c.key].body["verdict"]))
+                if (aid := decided[c.key].body.get("amendment")) is not None:
+                    amendments.append(aid)
+                continue
+            by_node = {
+                n: f for n, body_f in figures.items() for f in body_f.figures if f.key == c.key
+            }
+            v = decide(c.key, nodes, by_node, self.rule)
+            amendment = self._amend(round_, c, v, by_node) if v.decision == "accepted" else None
+            body_d: dict[str, Any] = {
+                "key": c.key,
+                "decision": v.decision,
+                "verdict": v.model_dump(mode="json"),
+                "figures": {n: f.model_dump(mode="json") for n, f in sorted(by_node.items())},
+                "amendment": amendment.id if amendment is not None else None,
+            }
+            if amendment is not None and amendment.status == "applied":
+                applied.append(amendment.id)
+                body_d["applied"] = True
+            elif amendment is not None and self.mode == "autonomous":
+                try:
+                    self.store.apply(amendment.id, FEDERATION, autonomous=True)
+                    applied.append(amendment.id)
+                    body_d["applied"] = True
+                except PolicyViolation as exc:
+                    body_d["applied"] = False
+                    body_d["waiting"] = str(exc)
+            self._record(round_, "decision", body_d)
+            verdicts.append(v)
+            if amendment is not None:
+                amendments.append(amendment.id)
+            self.say(f"round {round_}: {c.key} {v.decision}: {v.reason}")
+        status = (
+            "completed" if any(v.decision != "inconclusive" for v in verdicts) else "inconclusive"
+        )
+        return self._end(
+            round_,
+            status,
+            revision,
+            nodes,
+            drafts,
+            candidates,
+            verdicts,
+            amendments,
+            applied,
+            refused,
+            f"{sum(v.decision == 'accepted' for v in verdicts)} of {len(verdicts)} accepted",
+            transport,
+        )
+
+    def _amend(
+        self, round_: int, c: Candidate, v: Ruling, figures: Mapping[str, CandidateFigure]
+    ) -> Amendment:
+        """The accepted draft as an amendment (found again, not proposed twice, on resume)."""
+        evidence = f"federation:round:{round_}:{c.key}"
+        for a in self.store.amendments(self.constitution):
+            if evidence in a.draft.evidence:
+                return a
+        amendment = self.store.propose(c.draft.draft([evidence]), FEDERATION, self.constitution)
+        assert v.pooled_effect is not None and v.pooled_ci is not None
+        evaluation = Evaluation(
+            before=0.0,
+            after=round(v.pooled_effect, 6),
+            passed=True,
+            outcome="passed",
+            details={
+                "federation": {
+                    "round": round_,
+                    "authors": list(c.authors),
+                    "verdict": v.model_dump(mode="json"),
+                },
+                "effect": v.pooled_effect,
+                "ci": list(v.pooled_ci),
+                "n": sum(f.count for f in figures.values()),
+                "nodes": {n: f.model_dump(mode="json") for n, f in sorted(figures.items())},
+                "reason": v.reason,
+            },
+        )
+        return self.store.record_evaluation(amendment.id, evaluation, FEDERATION)
+
+    def _end(
+        self,
+        round_: int,
+        status: str,
+        revision: int,
+        nodes: list[str],
+        drafts: Mapping[str, DraftsBody],
+        candidates: Sequence[Candidate],
+        verdicts: list[Ruling],
+        amendments: list[int],
+        applied: list[int],
+        refused: list[str],
+        reason: str,
+        transport: Transport | None = None,
+    ) -> RoundSummary:
+        head = self.store.constitution(self.constitution)
+        if transport is not None and head.revision != revision:
+            body = RevisionBody(
+                constitution=self.constitution,
+                revision=head.revision,
+                hash=self.store.revision(head.revision, self.constitution).hash,
+                principles=tuple(p.as_principle() for p in head.principles),
+                min_count=self.rule.min_count,
+                accepted=tuple(v.key for v in verdicts if v.decision == "accepted"),
+            )
+            envelope = seal(self.key, COORDINATOR, "revision", round_, body)
+            self._log(envelope)
+            _exchange(transport, nodes, envelope)
+        self._record(round_, "end", {"status": status, "reason": reason, "revision": head.revision})
+        self.say(f"round {round_}: {status} ({reason})")
+        return RoundSummary(
+            round=round_,
+            status=status,
+            revision=head.revision,
+            nodes=nodes,
+            answered=sorted(drafts),
+            candidates=len(candidates),
+            verdicts=verdicts,
+            amendments=amendments,
+            applied=applied,
+            refused=refused,
+        )
+
+
+def _exchange(
+    transport: Transport, nodes: Sequence[str], envelope: Envelope
+) -> dict[str, bytes | None]:
+    """Send `envelope` to `nodes` at once; a failure of the wire is no reply from any."""
+    if not nodes:
+        return {}
+    data = envelope.to_bytes()
+    try:
+        replies = transport.exchange({n: data for n in nodes})
+    except (OSError, CharterError):
+        replies = {}
+    return {n: replies.get(n) for n in nodes}
