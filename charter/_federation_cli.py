@@ -1,0 +1,271 @@
+"""CLI: `charter federation coordinator|node|simulate|key`: federated refinement on Flower
+(agent/_federation.py decides, charter/_federation_run.py runs the processes)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from charter._output import emit_json, say, table
+
+federation_app = typer.Typer(
+    help="Federated refinement: organisations refine one constitution without sharing data.",
+    no_args_is_help=True,
+)
+
+
+class Mode(StrEnum):
+    review = "review"
+    autonomous = "autonomous"
+
+
+class Role(StrEnum):
+    node = "node"
+    coordinator = "coordinator"
+
+
+DirOption = Annotated[Path, typer.Option("--dir", help="this party's folder")]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=1.0, help="seconds a node may take to answer one message"),
+]
+
+
+def _nodes(values: list[str]) -> dict[str, str]:
+    from principles import InvalidInput
+
+    found: dict[str, str] = {}
+    for v in values:
+        name, sep, key = v.partition("=")
+        if not sep or not name or not key:
+            raise InvalidInput(f"--node takes NAME=PUBLIC_KEY, not {v!r}")
+        found[name] = key
+    return found
+
+
+def _print(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(summary)
+        return
+    rows = []
+    for r in summary["rounds"]:
+        decided = r["verdicts"]
+        rows.append(
+            [
+                str(r["round"]),
+                r["status"],
+                f"{len(r['answered'])}/{len(r['nodes'])}",
+                str(r["candidates"]),
+                str(sum(v["decision"] == "accepted" for v in decided)),
+                str(sum(v["decision"] == "rejected" for v in decided)),
+                ", ".join(map(str, r["amendments"])) or "-",
+                str(r["revision"]),
+            ]
+        )
+    table(
+        None,
+        ["round", "status", "nodes", "candidates", "accepted", "rejected", "amendments", "head"],
+        rows,
+    )
+
+
+@federation_app.command("key")
+def key(
+    folder: DirOption,
+    role: Annotated[Role, typer.Option("--role", help="whose key")] = Role.node,
+) -> None:
+    """Print this party's Ed25519 public key (made on first use, in DIR/<role>.key): a node
+    gives it to the coordinator's operator, who admits it with `coordinator --node`."""
+    from charter._federation_run import key_file
+    from principles import public_hex
+
+    print(public_hex(key_file(folder / f"{role.value}.key")))
+
+
+@federation_app.command("coordinator")
+def coordinator(
+    folder: DirOption,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT the ServerApp relay calls")
+    ] = "127.0.0.1:8801",
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="rounds to run")] = 1,
+    mode: Annotated[
+        Mode, typer.Option("--mode", help="review: a person approves accepted drafts here")
+    ] = Mode.review,
+    node: Annotated[
+        list[str] | None, typer.Option("--node", help="admit NAME=PUBLIC_KEY (repeat)")
+    ] = None,
+    share: Annotated[
+        float, typer.Option("--share", min=0.01, max=1.0, help="the quorum's share of nodes")
+    ] = 2 / 3,
+    min_count: Annotated[
+        int, typer.Option("--min-count", min=1, help="least items behind a shared aggregate")
+    ] = 5,
+    timeout: TimeoutOption = 1800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The coordinator: its database (DIR/charter.db, the global constitution, the node
+    registry, the round log) and key; runs ROUNDS rounds through Flower's ServerApp relay
+    (submitted with `flwr run`), resuming an interrupted round from its log."""
+    from agent._federation import Coordinator
+    from charter._federation_run import key_file, parse_listen, serve_coordinator
+    from principles import SYSTEM, FederationRule, default_seed, public_hex
+    from store import Store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    private = key_file(folder / "coordinator.key")
+    with Store(f"sqlite:///{folder / 'charter.db'}") as store:
+        if not store.exists():
+            store.init(default_seed())
+        for name, public in _nodes(node or []).items():
+            store.register_node(name, public, SYSTEM)
+        say(f"coordinator public key {public_hex(private)}")
+        c = Coordinator(
+            store,
+            private,
+            FederationRule(share=share, min_count=min_count),
+            mode=mode.value,
+            say=say,
+        )
+        summaries = serve_coordinator(
+            c, rounds, parse_listen(listen), timeout=timeout, wire=folder / "wire.jsonl"
+        )
+        head = store.constitution()
+    summary = {"rounds": [s.as_json() for s in summaries], "revision": head.revision}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    _print(summary, as_json)
+
+
+@federation_app.command("node")
+def node(
+    folder: DirOption,
+    name: Annotated[str, typer.Option("--name", help="this node's registered name")],
+    coordinator_key: Annotated[
+        str, typer.Option("--coordinator-key", help="the coordinator's public key (hex)")
+    ],
+    tasks: Annotated[Path, typer.Option("--tasks", help="this node's private tasks (JSONL)")],
+    model: Annotated[str, typer.Option("--model", help="the backend URI")] = "default",
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT the ClientApp relay calls")
+    ] = "127.0.0.1:8810",
+    train: Annotated[
+        int, typer.Option("--train", min=1, help="training tasks answered per round")
+    ] = 8,
+    heldout: Annotated[
+        int, typer.Option("--heldout", min=1, help="held-out tasks the gate uses")
+    ] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="task sampling and generation seed")] = 0,
+    fail_after: Annotated[
+        int | None,
+        typer.Option("--fail-after", min=1, help="drill: exit at the Nth message, unanswered"),
+    ] = None,
+) -> None:
+    """A node: its database (DIR/charter.db), key, model and private tasks; answers the
+    coordinator's messages that its SuperNode's ClientApp relays, until stopped."""
+    from agent import load_tasks, open_backend
+    from agent._federation import Node
+    from charter._federation_run import key_file, parse_listen, serve_node
+    from principles import RunConfig, public_hex
+    from store import Store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    private = key_file(folder / "node.key")
+    found = load_tasks(str(tasks))
+    config = RunConfig(
+        model=model,
+        seed=seed,
+        train_per_iteration=train,
+        heldout_size=heldout,
+        heldout_fraction=max(0.05, min(0.5, heldout / max(1, len(found)))),
+    )
+    store = Store(f"sqlite:///{folder / 'charter.db'}")
+    say(f"node {name} public key {public_hex(private)}; loading model {model} ...")
+    backend = open_backend(model, store)
+    n = Node(
+        name=name,
+        store=store,
+        backend=backend,
+        key=private,
+        coordinator_key=coordinator_key,
+        tasks=found,
+        config=config,
+    )
+    say(f"node {name} listening on {listen}")
+    try:
+        serve_node(n, parse_listen(listen), fail_after=fail_after)
+    finally:
+        store.close()
+
+
+@federation_app.command("simulate")
+def simulate(
+    folder: DirOption,
+    nodes: Annotated[int, typer.Option("--nodes", min=2, help="how many nodes")] = 3,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="rounds to run")] = 1,
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="task files, comma-separated: one, or one per node")
+    ] = "builtin",
+    model: Annotated[str, typer.Option("--model", help="every node's backend URI")] = "default",
+    mode: Annotated[Mode, typer.Option("--mode", help="the coordinator's mode")] = Mode.review,
+    timeout: TimeoutOption = 1800.0,
+    flower: Annotated[
+        str | None, typer.Option("--flower-bin", help="folder with flower-superlink and flwr")
+    ] = None,
+    fail_after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-after", help="drill: node I's process exits at its Nth message (I:N, repeat)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """A whole federation on this machine: a real SuperLink, NODES SuperNodes, each node's
+    and the coordinator's Charter process, ROUNDS rounds; DIR/coordinator/ and DIR/node-<i>/
+    hold each party's database and logs. Everything started is stopped at the end."""
+    from charter._federation_run import Plan
+    from charter._federation_run import simulate as run
+
+    files = [Path(t) for t in tasks.split(",") if t]
+    if tasks == "builtin":
+        files = [_split_builtin(folder, nodes, i) for i in range(nodes)]
+    plan = Plan(
+        nodes=nodes,
+        rounds=rounds,
+        tasks=files,
+        model=model,
+        root=folder,
+        mode=mode.value,
+        timeout=timeout,
+        flower=flower,
+        fail_after=_drills(fail_after or [], nodes),
+    )
+    summary = run(plan, say)
+    _print(summary, as_json)
+
+
+def _drills(values: list[str], nodes: int) -> dict[int, int]:
+    from principles import InvalidInput
+
+    found: dict[int, int] = {}
+    for v in values:
+        i, sep, n = v.partition(":")
+        if not sep or not i.isdigit() or not n.isdigit() or int(i) >= nodes or int(n) < 1:
+            raise InvalidInput(f"--fail-after takes NODE:N with NODE below {nodes}, not {v!r}")
+        found[int(i)] = int(n)
+    return found
+
+
+def _split_builtin(folder: Path, nodes: int, i: int) -> Path:
+    """Node i's share of the built-in tasks, in its own folder."""
+    from agent import load_tasks
+
+    path = folder / f"node-{i}" / "tasks.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        share = [t for k, t in enumerate(load_tasks("builtin")) if k % nodes == i]
+        path.write_text("".join(t.model_dump_json() + "\n" for t in share), encoding="utf-8")
+    return path
