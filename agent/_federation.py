@@ -314,12 +314,15 @@ class Node:
         )
         out = []
         for i, _ in drafts:
-            d = result.evaluations[i].details
+            e = result.evaluations[i]
+            d = e.details
             lo, hi = d["ci"]
             out.append(
                 CandidateFigure(
                     key=found.candidates[i].key,
                     count=int(d["n"]),
+                    before=min(1.0, max(0.0, e.before)),
+                    after=min(1.0, max(0.0, e.after)),
                     effect=_unit_clip(d["effect"]),
                     ci=(_unit_clip(lo), _unit_clip(hi)),
                     p_value=min(1.0, max(0.0, float(d["p_value"]))),
@@ -616,10 +619,11 @@ class Coordinator:
             if evidence in a.draft.evidence:
                 return a
         amendment = self.store.propose(c.draft.draft([evidence]), FEDERATION, self.constitution)
-        assert v.pooled_effect is not None and v.pooled_ci is not None
+        assert v.pooled_ci is not None
+        total = sum(f.count for f in figures.values())
         evaluation = Evaluation(
-            before=0.0,
-            after=round(v.pooled_effect, 6),
+            before=round(sum(f.before * f.count for f in figures.values()) / total, 6),
+            after=round(sum(f.after * f.count for f in figures.values()) / total, 6),
             passed=True,
             outcome="passed",
             details={
@@ -630,7 +634,8 @@ class Coordinator:
                 },
                 "effect": v.pooled_effect,
                 "ci": list(v.pooled_ci),
-                "n": sum(f.count for f in figures.values()),
+                "p_value": v.pooled_p,
+                "n": total,
                 "nodes": {n: f.model_dump(mode="json") for n, f in sorted(figures.items())},
                 "reason": v.reason,
             },

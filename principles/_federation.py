@@ -238,11 +238,14 @@ class CandidatesBody(_Frozen):
 
 
 class CandidateFigure(_Frozen):
-    """A node's gate figures for one candidate on its held-out tasks: the paired effect on
-    the mean score, its 95% CI and p-value over `count` tasks."""
+    """A node's gate figures for one candidate on its held-out tasks: the mean score under
+    the head (`before`) and with the candidate (`after`), the paired effect, its 95% CI and
+    p-value, over `count` tasks."""
 
     key: str
     count: int = Field(ge=0)
+    before: Unit = 0.0
+    after: Unit = 0.0
     effect: Signed
     ci: tuple[Signed, Signed]
     p_value: Unit
@@ -381,6 +384,7 @@ class Ruling(_Frozen):
     median_effect: float | None = None
     pooled_effect: float | None = None
     pooled_ci: tuple[float, float] | None = None
+    pooled_p: float | None = None
     regressions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
@@ -396,17 +400,18 @@ def capped_weights(counts: Mapping[str, int]) -> dict[str, float]:
 
 def pooled(
     figures: Mapping[str, CandidateFigure], weights: Mapping[str, float]
-) -> tuple[float, tuple[float, float]]:
-    """The weighted mean effect and its 95% CI, each node's standard error taken from its CI
-    (normal approximation) and combined with the same weights."""
+) -> tuple[float, tuple[float, float], float]:
+    """The weighted mean effect, its 95% CI and two-sided p-value, each node's standard
+    error taken from its CI (normal approximation) and combined with the same weights."""
     total = sum(weights[n] for n in figures)
     effect = sum(weights[n] * f.effect for n, f in figures.items()) / total
     var = sum(
         (weights[n] / total) ** 2 * ((f.ci[1] - f.ci[0]) / (2 * 1.96)) ** 2
         for n, f in figures.items()
     )
-    half = 1.96 * math.sqrt(var)
-    return effect, (effect - half, effect + half)
+    se = math.sqrt(var)
+    p = 1.0 if se == 0 and effect == 0 else 0.0 if se == 0 else math.erfc(abs(effect) / se / 2**0.5)
+    return effect, (effect - 1.96 * se, effect + 1.96 * se), p
 
 
 def decide(
@@ -424,13 +429,13 @@ def decide(
         n: f.entrenched_regressions for n, f in measured.items() if f.entrenched_regressions
     }
     weights = capped_weights({n: f.count for n, f in measured.items()})
-    median = effect = None
+    median = effect = p_value = None
     ci = None
     if measured:
         median = weighted_median(
             [f.effect for f in measured.values()], [weights[n] for n in measured]
         )
-        effect, ci = pooled(measured, weights)
+        effect, ci, p_value = pooled(measured, weights)
 
     def ruled(decision: Decision, reason: str) -> Ruling:
         return Ruling(
@@ -444,6 +449,7 @@ def decide(
             median_effect=None if median is None else round(median, 6),
             pooled_effect=None if effect is None else round(effect, 6),
             pooled_ci=None if ci is None else (round(ci[0], 6), round(ci[1], 6)),
+            pooled_p=None if p_value is None else round(p_value, 6),
             regressions=regressions,
         )
 

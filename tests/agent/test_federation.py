@@ -141,6 +141,17 @@ def test_review_mode_leaves_accepted_drafts_to_a_person_and_never_accepts_a_key_
     evidence = pending[0].draft.evidence[0]
     assert evidence.startswith("federation:round:1:")
     assert pending[0].evaluation is not None and pending[0].evaluation.details["nodes"]
+    from charter.web import create_app
+    from tests.charter.web.conftest import PASSWORDS, Client
+
+    fed.coordinator.store.add_user("alice", roles=("reviewer",), password=PASSWORDS["alice"])
+    reviewer = Client(create_app(fed.coordinator.store, secret="s" * 40))
+    reviewer.login("alice")
+    page = reviewer.get(f"/amendments/{pending[0].id}")
+    assert page.status_code == 200, page.text[:300]
+    assert "Measured by the federation's nodes in round 1" in page.text
+    for name in fed.nodes:
+        assert f'<th scope="row">{name}</th>' in page.text
     second = fed.coordinator.run_round(fed.transport)
     accepted_once = {v.key for v in first.verdicts if v.decision == "accepted"}
     assert not accepted_once & {v.key for v in second.verdicts}
