@@ -53,7 +53,7 @@ demo: $(STAMP)
 	$(VENV)/bin/charter run --preset demo
 	$(VENV)/bin/charter review list
 
-bench: $(STAMP)
+bench: $(STAMP) $(FLOWER_STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/models.py
 	$(PY) bench/loop.py
@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(PY) bench/drafts.py
 	$(PY) bench/drafting.py
 	$(PY) bench/bias.py
+	$(PY) bench/federation.py
 
 clean:
 	rm -rf $(VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache

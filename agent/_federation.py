@@ -22,7 +22,10 @@ constitution; in review mode a person approves them there, in autonomous mode th
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import _actor, _critic
 from agent._aggregate import aggregate
 from agent._calibration import Calibrator
-from agent._gate import evaluate
+from agent._gate import candidate_principles, evaluate
 from agent._progress import NoProgress, Progress
 from agent._proposer import propose
 from agent.models import Backend, GenerationParams
@@ -56,6 +59,7 @@ from principles import (
     InvalidInput,
     PolicyViolation,
     PrincipleFigure,
+    Privacy,
     PrivateText,
     RevisionBody,
     RoundBody,
@@ -68,10 +72,12 @@ from principles import (
     check_signature,
     decide,
     federation_body,
+    laplace_scale,
     merge,
+    private_interval,
+    private_se,
     public_hex,
     seal,
-    split_tasks,
     utcnow,
     verdict,
 )
@@ -130,6 +136,7 @@ class Node:
     constitution: str = "default"
     calibrator: Calibrator | None = None
     progress: Progress = field(default_factory=NoProgress)
+    say: Callable[[str], None] = lambda _m: None
     _head: RoundBody | None = None
 
     @property
@@ -137,8 +144,14 @@ class Node:
         return Actor(kind="node", name=self.name)
 
     def split(self) -> tuple[list[Task], list[Task]]:
-        train, held = split_tasks(list(self.tasks), self.config.seed, self.config.heldout_fraction)
-        return train, held[: self.config.heldout_size]
+        """Exactly `heldout_size` held-out tasks (by a seeded hash of their ids, so the same
+        tasks every round), the rest to train on."""
+        ranked = sorted(
+            self.tasks,
+            key=lambda t: hashlib.sha256(f"{self.config.seed}:{t.id}".encode()).hexdigest(),
+        )
+        size = min(self.config.heldout_size, len(ranked) - 1)
+        return sorted(ranked[size:], key=lambda t: t.id), sorted(ranked[:size], key=lambda t: t.id)
 
     def params(self, round_: int, step: str, max_new_tokens: int | None = None) -> GenerationParams:
         return GenerationParams(
@@ -153,15 +166,28 @@ class Node:
         if envelope.sender != COORDINATOR:
             raise PolicyViolation(f"node {self.name} takes messages from the coordinator only")
         check_signature(envelope, self.coordinator_key)
+        started = time.monotonic()
         if envelope.kind == "round":
             head = federation_body(envelope, RoundBody)
             self.adopt(head, envelope)
-            return self._send(envelope.round, "drafts", self.drafts(envelope.round, head))
+            drafts = self.drafts(envelope.round, head)
+            self.say(
+                f"round {envelope.round}: {len(drafts.drafts)} drafts ({drafts.withheld} held "
+                f"back) in {time.monotonic() - started:.1f} s"
+            )
+            return self._send(envelope.round, "drafts", drafts)
         if envelope.kind == "candidates":
             found = federation_body(envelope, CandidatesBody)
-            return self._send(envelope.round, "figures", self.figures(envelope.round, found))
+            figures = self.figures(envelope.round, found)
+            self.say(
+                f"round {envelope.round}: {len(figures.figures)} of {len(found.candidates)} "
+                f"candidates measured in {time.monotonic() - started:.1f} s"
+            )
+            return self._send(envelope.round, "figures", figures)
         if envelope.kind == "revision":
-            self.adopt(federation_body(envelope, RevisionBody), envelope)
+            revision = federation_body(envelope, RevisionBody)
+            self.adopt(revision, envelope)
+            self.say(f"round {envelope.round}: adopted global revision {revision.revision}")
             return None
         raise InvalidInput(f"node {self.name} does not take {envelope.kind} messages")
 
@@ -254,7 +280,12 @@ class Node:
             params=self.params(round_, "propose", 256),
             progress=self.progress,
         )
-        private = PrivateText([t.prompt for t in tasks] + list(answers) + notes)
+        private = PrivateText(
+            [t.prompt for t in self.tasks]
+            + [t.reference for t in self.tasks if t.reference]
+            + list(answers)
+            + notes
+        )
         shared: list[SharedDraft] = []
         withheld = 0
         for d in found.drafts:
@@ -270,19 +301,37 @@ class Node:
                 {"draft": draft.model_dump(mode="json"), "overlap": " ".join(overlap)},
                 self.actor,
             )
+        shared_stats = [
+            (pid, s) for pid, s in sorted(agg.per_principle.items()) if s.judged >= head.min_count
+        ]
+        privacy = None
+        if head.epsilon is not None:
+            # each principle's mean and violation rate, half the round's budget
+            privacy = Privacy(epsilon=head.epsilon / 2, statistics=2 * len(shared_stats))
         figures = tuple(
             PrincipleFigure(
                 principle_id=pid,
-                mean=round(s.mean, 6),
-                violation_rate=round(s.violation_rate, 6),
+                mean=round(self._release(s.mean, s.judged, privacy), 6),
+                violation_rate=round(self._release(s.violation_rate, s.judged, privacy), 6),
                 count=s.judged,
             )
-            for pid, s in sorted(agg.per_principle.items())
-            if s.judged >= head.min_count
+            for pid, s in shared_stats
         )
         return DraftsBody(
-            head=head.revision, drafts=tuple(shared), aggregates=figures, withheld=withheld
+            head=head.revision,
+            drafts=tuple(shared),
+            aggregates=figures,
+            withheld=withheld,
+            privacy=privacy,
         )
+
+    @staticmethod
+    def _release(value: float, n: int, privacy: Privacy | None) -> float:
+        """A mean over `n` values in [0, 1] as it may leave: exact, or with Laplace noise."""
+        if privacy is None:
+            return value
+        scale = laplace_scale(n, privacy.epsilon, privacy.statistics)
+        return min(1.0, max(0.0, laplace(scale)(value)))
 
     def figures(self, round_: int, found: CandidatesBody) -> FiguresBody:
         """The gate on the private held-out tasks, for each candidate that applies here."""
@@ -297,8 +346,9 @@ class Node:
         unmeasured: list[str] = []
         for i, c in enumerate(found.candidates):
             try:
+                candidate_principles(head, c.draft.draft())  # it applies to this head
                 drafts.append((i, c.draft.draft()))
-            except ValueError:
+            except (CharterError, ValueError):
                 unmeasured.append(c.key)
         result = evaluate(
             self.backend,
@@ -312,24 +362,101 @@ class Node:
             progress=self.progress,
             calibrator=self.calibrator,
         )
+        epsilon = self._head.epsilon if self._head is not None else None
+        entrenched = sorted(p.principle_id for p in head.principles if p.entrenched)
+        # per candidate: before, after and each entrenched principle's effect
+        statistics = len(drafts) * (2 + len(entrenched))
         out = []
         for i, _ in drafts:
             e = result.evaluations[i]
             d = e.details
-            lo, hi = d["ci"]
+            n = int(d["n"])
+            if epsilon is None:
+                out.append(
+                    CandidateFigure(
+                        key=found.candidates[i].key,
+                        count=n,
+                        before=min(1.0, max(0.0, e.before)),
+                        after=min(1.0, max(0.0, e.after)),
+                        effect=_unit_clip(d["effect"]),
+                        ci=(_unit_clip(d["ci"][0]), _unit_clip(d["ci"][1])),
+                        p_value=min(1.0, max(0.0, float(d["p_value"]))),
+                        entrenched_regressions=tuple(d.get("entrenched_regressions") or ()),
+                    )
+                )
+                continue
             out.append(
-                CandidateFigure(
-                    key=found.candidates[i].key,
-                    count=int(d["n"]),
-                    before=min(1.0, max(0.0, e.before)),
-                    after=min(1.0, max(0.0, e.after)),
-                    effect=_unit_clip(d["effect"]),
-                    ci=(_unit_clip(lo), _unit_clip(hi)),
-                    p_value=min(1.0, max(0.0, float(d["p_value"]))),
-                    entrenched_regressions=tuple(d.get("entrenched_regressions") or ()),
+                _private_figure(
+                    found.candidates[i].key,
+                    n,
+                    e.before,
+                    e.after,
+                    d,
+                    entrenched,
+                    laplace_scale(n, epsilon / 2, statistics),
+                    laplace_scale(n, epsilon / 2, statistics, width=2.0),
                 )
             )
-        return FiguresBody(head=found.head, figures=tuple(out), unmeasured=tuple(unmeasured))
+        privacy = None if epsilon is None else Privacy(epsilon=epsilon / 2, statistics=statistics)
+        return FiguresBody(
+            head=found.head, figures=tuple(out), unmeasured=tuple(unmeasured), privacy=privacy
+        )
+
+
+def laplace(scale: float) -> Callable[[float], float]:
+    """OpenDP's Laplace mechanism with `scale` (an optional dependency: charter[dp])."""
+    try:
+        import opendp.prelude as dp
+    except ImportError as exc:
+        raise InvalidInput("differential privacy needs OpenDP: pip install 'charter[dp]'") from exc
+    dp.enable_features("contrib")
+    measurement = dp.m.make_laplace(
+        dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=scale
+    )
+    return lambda value: float(measurement(float(value)))
+
+
+def _private_figure(
+    key: str,
+    n: int,
+    before: float,
+    after: float,
+    details: Mapping[str, Any],
+    entrenched: Sequence[str],
+    scale: float,
+    effect_scale: float,
+) -> CandidateFigure:
+    """A candidate's figures from noisy means only: before and after with Laplace noise, the
+    effect their difference, its CI and p-value from public bounds (`private_interval`), and
+    an entrenched principle counted as regressed when its noisy effect's interval lies
+    below zero."""
+    noisy = laplace(scale)
+    b = min(1.0, max(0.0, noisy(before)))
+    a = min(1.0, max(0.0, noisy(after)))
+    effect = _unit_clip(a - b)
+    lo, hi = private_interval(effect, n, scale)
+    se = private_se(n, scale)
+    p_value = math.erfc(abs(effect) / se / math.sqrt(2)) if se > 0 else 1.0
+    regressed = []
+    per = details.get("per_principle", {})
+    noisy_effect = laplace(effect_scale)
+    # below zero beyond the data's worst-case 95% margin and the Laplace tail that a draw
+    # passes with probability 5% / (entrenched principles): a union bound over them
+    margin = 1.96 / math.sqrt(n) + effect_scale * math.log(max(1, len(entrenched)) / 0.1)
+    for pid in entrenched:
+        if pid in per and noisy_effect(float(per[pid]["effect"])) < -margin:
+            regressed.append(pid)
+    return CandidateFigure(
+        key=key,
+        count=n,
+        before=round(b, 6),
+        after=round(a, 6),
+        effect=effect,
+        ci=(_unit_clip(lo), _unit_clip(hi)),
+        p_value=min(1.0, max(0.0, p_value)),
+        se=round(se, 6),
+        entrenched_regressions=tuple(regressed),
+    )
 
 
 def _unit_clip(x: float) -> float:
@@ -351,6 +478,8 @@ class RoundSummary:
     amendments: list[int]
     applied: list[int]
     refused: list[str]
+    seconds: float = 0.0
+    """Wall time from the round's start (or resumption) to its end."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -364,6 +493,7 @@ class RoundSummary:
             "amendments": self.amendments,
             "applied": self.applied,
             "refused": self.refused,
+            "seconds": self.seconds,
         }
 
 
@@ -377,6 +507,7 @@ class Coordinator:
     constitution: str = "default"
     mode: RunMode = "review"
     say: Callable[[str], None] = lambda _m: None
+    _started: float = 0.0
 
     @property
     def public_key(self) -> str:
@@ -444,6 +575,11 @@ class Coordinator:
                     f"for round {envelope.round} from {envelope.sender!r}"
                 )
             found = federation_body(envelope, model)
+            wanted = self.rule.epsilon
+            if wanted is not None and (found.privacy is None or found.privacy.epsilon > wanted):
+                raise PolicyViolation(
+                    f"the round requires differential privacy within epsilon {wanted}"
+                )
             if isinstance(found, DraftsBody):
                 small = [a.principle_id for a in found.aggregates if a.count < self.rule.min_count]
                 if small:
@@ -460,6 +596,7 @@ class Coordinator:
     def run_round(self, transport: Transport) -> RoundSummary:
         """Run (or resume) one round to its end."""
         round_, entries = self._open_round()
+        self._started = time.monotonic()
         refused: list[str] = []
         start = next((e for e in entries if e.kind == "start"), None)
         if start is None:
@@ -486,6 +623,7 @@ class Coordinator:
                 hash=self.store.revision(revision, self.constitution).hash,
                 principles=tuple(p.as_principle() for p in head.principles),
                 min_count=self.rule.min_count,
+                epsilon=self.rule.epsilon,
             )
             envelope = seal(self.key, COORDINATOR, "round", round_, body)
             self._log(envelope)
@@ -683,6 +821,7 @@ class Coordinator:
             amendments=amendments,
             applied=applied,
             refused=refused,
+            seconds=round(time.monotonic() - self._started, 2),
         )
 
 

@@ -28,6 +28,9 @@ class Role(StrEnum):
     coordinator = "coordinator"
 
 
+LOCAL_SCHEMES = ("default", "hf", "gguf")
+"""Backends that run on this machine's CPU, whose threads `--threads` sets."""
+
 DirOption = Annotated[Path, typer.Option("--dir", help="this party's folder")]
 TimeoutOption = Annotated[
     float,
@@ -105,6 +108,12 @@ def coordinator(
     min_count: Annotated[
         int, typer.Option("--min-count", min=1, help="least items behind a shared aggregate")
     ] = 5,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(
+            "--epsilon", min=0.001, help="each node's differential-privacy budget per round"
+        ),
+    ] = None,
     timeout: TimeoutOption = 1800.0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -127,7 +136,7 @@ def coordinator(
         c = Coordinator(
             store,
             private,
-            FederationRule(share=share, min_count=min_count),
+            FederationRule(share=share, min_count=min_count, epsilon=epsilon),
             mode=mode.value,
             say=say,
         )
@@ -159,6 +168,21 @@ def node(
         int, typer.Option("--heldout", min=1, help="held-out tasks the gate uses")
     ] = 6,
     seed: Annotated[int, typer.Option("--seed", help="task sampling and generation seed")] = 0,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=8, help="tokens per answer")
+    ] = 160,
+    proposals: Annotated[
+        int, typer.Option("--proposals", min=0, help="drafts per round, at most")
+    ] = 2,
+    paraphrases: Annotated[
+        int, typer.Option("--paraphrases", min=1, max=3, help="judge paraphrases per judgment")
+    ] = 2,
+    rationales: Annotated[
+        int, typer.Option("--rationales", min=0, help="critique rationales per round, at most")
+    ] = 8,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads of a local model")
+    ] = None,
     fail_after: Annotated[
         int | None,
         typer.Option("--fail-after", min=1, help="drill: exit at the Nth message, unanswered"),
@@ -169,7 +193,7 @@ def node(
     from agent import load_tasks, open_backend
     from agent._federation import Node
     from charter._federation_run import key_file, parse_listen, serve_node
-    from principles import RunConfig, public_hex
+    from principles import InvalidInput, RunConfig, public_hex
     from store import Store
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,11 +204,19 @@ def node(
         seed=seed,
         train_per_iteration=train,
         heldout_size=heldout,
-        heldout_fraction=max(0.05, min(0.5, heldout / max(1, len(found)))),
+        max_new_tokens=max_new_tokens,
+        max_proposals=proposals,
+        judge_paraphrases=paraphrases,
+        max_rationales=rationales,
     )
+    if len(found) <= heldout:
+        raise InvalidInput(f"{tasks} has {len(found)} tasks: more than --heldout {heldout} needed")
     store = Store(f"sqlite:///{folder / 'charter.db'}")
     say(f"node {name} public key {public_hex(private)}; loading model {model} ...")
-    backend = open_backend(model, store)
+    local = model.split(":", 1)[0].split("?", 1)[0] in LOCAL_SCHEMES
+    backend = open_backend(
+        model, store, options={"threads": threads} if threads and local else None
+    )
     n = Node(
         name=name,
         store=store,
@@ -193,6 +225,7 @@ def node(
         coordinator_key=coordinator_key,
         tasks=found,
         config=config,
+        say=say,
     )
     say(f"node {name} listening on {listen}")
     try:
@@ -211,6 +244,34 @@ def simulate(
     ] = "builtin",
     model: Annotated[str, typer.Option("--model", help="every node's backend URI")] = "default",
     mode: Annotated[Mode, typer.Option("--mode", help="the coordinator's mode")] = Mode.review,
+    train: Annotated[
+        int, typer.Option("--train", min=1, help="training tasks each node answers per round")
+    ] = 8,
+    heldout: Annotated[
+        int, typer.Option("--heldout", min=1, help="held-out tasks each node's gate uses")
+    ] = 6,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=8, help="tokens per answer")
+    ] = 160,
+    proposals: Annotated[
+        int, typer.Option("--proposals", min=0, help="drafts per node and round, at most")
+    ] = 2,
+    paraphrases: Annotated[
+        int, typer.Option("--paraphrases", min=1, max=3, help="judge paraphrases per judgment")
+    ] = 2,
+    rationales: Annotated[
+        int, typer.Option("--rationales", min=0, help="critique rationales per node and round")
+    ] = 8,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(
+            "--epsilon", min=0.001, help="each node's differential-privacy budget per round"
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads per node (default: cores / nodes)"),
+    ] = None,
     timeout: TimeoutOption = 1800.0,
     flower: Annotated[
         str | None, typer.Option("--flower-bin", help="folder with flower-superlink and flwr")
@@ -232,6 +293,9 @@ def simulate(
     files = [Path(t) for t in tasks.split(",") if t]
     if tasks == "builtin":
         files = [_split_builtin(folder, nodes, i) for i in range(nodes)]
+    import os
+
+    per_node = threads or max(1, (os.cpu_count() or 1) // nodes)
     plan = Plan(
         nodes=nodes,
         rounds=rounds,
@@ -242,6 +306,23 @@ def simulate(
         timeout=timeout,
         flower=flower,
         fail_after=_drills(fail_after or [], nodes),
+        node_args=(
+            "--train",
+            str(train),
+            "--heldout",
+            str(heldout),
+            "--max-new-tokens",
+            str(max_new_tokens),
+            "--proposals",
+            str(proposals),
+            "--paraphrases",
+            str(paraphrases),
+            "--rationales",
+            str(rationales),
+            "--threads",
+            str(per_node),
+        ),
+        coordinator_args=() if epsilon is None else ("--epsilon", str(epsilon)),
     )
     summary = run(plan, say)
     _print(summary, as_json)

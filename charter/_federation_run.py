@@ -302,6 +302,10 @@ class Plan:
     flower: str | None = None
     fail_after: Mapping[int, int] = field(default_factory=dict)
     """node index -> the message at which that node's process exits (a drill)."""
+    node_args: Sequence[str] = ()
+    """More options for every `charter federation node` (its sizes)."""
+    coordinator_args: Sequence[str] = ()
+    """More options for `charter federation coordinator` (its rule)."""
 
 
 def prepare(plan: Plan) -> tuple[str, dict[str, str]]:
@@ -347,6 +351,12 @@ def simulate(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
     flower_env = {**env, "PATH": f"{bins}{os.pathsep}{env.get('PATH', '')}"}
     procs = Processes()
     started = time.monotonic()
+
+    def stopped(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # a terminated simulate stops what it started (the `finally` below), as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, stopped)
     try:
         node_ports = {name: free_port() for name in keys}
         for i, name in enumerate(keys):
@@ -367,6 +377,7 @@ def simulate(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
                 plan.model,
                 "--listen",
                 f"127.0.0.1:{node_ports[name]}",
+                *plan.node_args,
             ]
             if i in plan.fail_after:
                 args += ["--fail-after", str(plan.fail_after[i])]
@@ -392,6 +403,7 @@ def simulate(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
                 str(plan.timeout),
                 "--listen",
                 f"127.0.0.1:{cport}",
+                *plan.coordinator_args,
             ],
             coordinator_dir / "coordinator.log",
             env,
@@ -466,6 +478,7 @@ def simulate(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
             raise InvalidInput(f"the coordinator failed ({_last_line(log)}): see {log}")
     finally:
         procs.stop()
+        signal.signal(signal.SIGTERM, previous)
     summary: dict[str, Any] = json.loads((coordinator_dir / "summary.json").read_text())
     summary["wall_s"] = round(time.monotonic() - started, 1)
     summary["dir"] = str(plan.root)

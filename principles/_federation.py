@@ -60,6 +60,42 @@ class FederationRule(_Frozen):
     share: float = Field(default=2 / 3, gt=0.0, le=1.0)
     min_count: int = Field(default=5, ge=1)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="each node's differential-privacy budget per round for the numbers it "
+        "sends (Laplace, pure epsilon-DP); None sends them exact",
+    )
+
+
+class Privacy(_Frozen):
+    """How the numbers of one message were made differentially private: Laplace noise
+    (through OpenDP), `epsilon` split evenly over the `statistics` numbers released, each a
+    mean over a node's tasks; neighbouring data sets differ in one task (replace-one)."""
+
+    mechanism: Literal["laplace"] = "laplace"
+    epsilon: float = Field(gt=0.0)
+    statistics: int = Field(ge=0)
+    neighbours: Literal["replace-one task"] = "replace-one task"
+
+
+def laplace_scale(n: int, epsilon: float, statistics: int, width: float = 1.0) -> float:
+    """The Laplace scale for one of `statistics` means, each over `n` values in a range of
+    `width`: sensitivity `width / n` under replace-one, budget `epsilon / statistics`."""
+    return (width / n) / (epsilon / max(1, statistics))
+
+
+def private_se(n: int, scale: float) -> float:
+    """The standard error of a noisy paired effect (after - before, each with Laplace noise
+    of `scale`) from public quantities only: the data's at its largest (paired differences
+    in [-1, 1], so sd <= 1) and the two draws' variance (2 scale^2 each)."""
+    return math.sqrt(1 / n + 4 * scale * scale)
+
+
+def private_interval(effect: float, n: int, scale: float) -> tuple[float, float]:
+    """The 95% CI from `private_se`, clipped to [-1, 1] (the figure also carries the se)."""
+    se = private_se(n, scale)
+    return max(-1.0, effect - 1.96 * se), min(1.0, effect + 1.96 * se)
 
 
 class FederationNode(_Frozen):
@@ -180,6 +216,7 @@ class RoundBody(_Frozen):
     hash: str
     principles: tuple[Principle, ...]
     min_count: int = Field(ge=1)
+    epsilon: float | None = Field(default=None, gt=0.0)
 
 
 class SharedDraft(_Frozen):
@@ -224,6 +261,7 @@ class DraftsBody(_Frozen):
     drafts: tuple[SharedDraft, ...] = ()
     aggregates: tuple[PrincipleFigure, ...] = ()
     withheld: int = Field(default=0, ge=0, description="drafts held back as private")
+    privacy: Privacy | None = None
 
 
 class Candidate(_Frozen):
@@ -249,6 +287,13 @@ class CandidateFigure(_Frozen):
     effect: Signed
     ci: tuple[Signed, Signed]
     p_value: Unit
+    se: float | None = Field(
+        default=None,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="the effect's standard error where the CI, clipped to [-1, 1], would "
+        "understate it (differentially private figures); else it is read from the CI",
+    )
     entrenched_regressions: tuple[str, ...] = ()
 
     @model_validator(mode="after")
@@ -270,6 +315,7 @@ class FiguresBody(_Frozen):
         description="candidates not measured (too few held-out tasks, or they "
         "do not apply to the node's head)",
     )
+    privacy: Privacy | None = None
 
 
 class RevisionBody(RoundBody):
@@ -398,6 +444,10 @@ def capped_weights(counts: Mapping[str, int]) -> dict[str, float]:
     return out
 
 
+def standard_error(f: CandidateFigure) -> float:
+    return f.se if f.se is not None else (f.ci[1] - f.ci[0]) / (2 * 1.96)
+
+
 def pooled(
     figures: Mapping[str, CandidateFigure], weights: Mapping[str, float]
 ) -> tuple[float, tuple[float, float], float]:
@@ -405,10 +455,7 @@ def pooled(
     error taken from its CI (normal approximation) and combined with the same weights."""
     total = sum(weights[n] for n in figures)
     effect = sum(weights[n] * f.effect for n, f in figures.items()) / total
-    var = sum(
-        (weights[n] / total) ** 2 * ((f.ci[1] - f.ci[0]) / (2 * 1.96)) ** 2
-        for n, f in figures.items()
-    )
+    var = sum((weights[n] / total) ** 2 * standard_error(f) ** 2 for n, f in figures.items())
     se = math.sqrt(var)
     p = 1.0 if se == 0 and effect == 0 else 0.0 if se == 0 else math.erfc(abs(effect) / se / 2**0.5)
     return effect, (effect - 1.96 * se, effect + 1.96 * se), p

@@ -115,3 +115,66 @@ def test_a_federation_on_flower_keeps_each_nodes_data_at_home_and_survives_a_los
             ]
             assert adopted[-1]["revision"] == expected[i].revision
             assert adopted[-1]["coordinator_signature"]
+
+
+@pytest.mark.slow
+def test_two_nodes_with_the_default_model_finish_a_round_on_flower(tmp_path: Path) -> None:
+    files = write_tasks(tmp_path / "private", 2)
+    root = tmp_path / "fed"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "charter.cli",
+            "federation",
+            "simulate",
+            "--dir",
+            str(root),
+            "--nodes",
+            "2",
+            "--rounds",
+            "1",
+            "--tasks",
+            ",".join(map(str, files)),
+            "--model",
+            "default",
+            "--train",
+            "5",
+            "--heldout",
+            "5",
+            "--max-new-tokens",
+            "24",
+            "--proposals",
+            "1",
+            "--paraphrases",
+            "1",
+            "--rationales",
+            "2",
+            "--timeout",
+            "900",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (only,) = json.loads(done.stdout)["rounds"]
+    assert only["answered"] == ["node-0", "node-1"] and not only["refused"]
+    # every candidate the real model drafted was measured by both nodes and decided
+    log = [
+        json.loads(line) for line in (root / "coordinator" / "wire.jsonl").read_text().splitlines()
+    ]
+    assert {row["node"] for row in log} == {"node-0", "node-1"}
+    assert len(only["verdicts"]) == only["candidates"]
+    assert all(v["measured"] == 2 for v in only["verdicts"])
+    for i in range(2):
+        assert canary(i) not in (root / "coordinator" / "wire.jsonl").read_text()
+        assert canary(i).encode() not in contents(root / "coordinator")
+        with Store(f"sqlite:///{root / f'node-{i}' / 'charter.db'}") as node:
+            assert node.verify().status == "intact"
+            sent = [e.payload["kind"] for e in node.audit_log() if e.action == "federation.send"]
+            assert sent == (["drafts", "figures"] if only["candidates"] else ["drafts"])
+    with Store(f"sqlite:///{root / 'coordinator' / 'charter.db'}") as coordinator:
+        assert coordinator.verify().status == "intact"

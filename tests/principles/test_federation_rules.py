@@ -16,8 +16,10 @@ from principles import (
     check_signature,
     decide,
     federation_body,
+    laplace_scale,
     merge,
     new_key,
+    private_interval,
     public_hex,
     seal,
 )
@@ -125,3 +127,16 @@ def test_the_quorum_decides() -> None:
 
     few = decide("k", nodes, {"a": fig(), "b": fig(count=3)}, RULE)  # b's count is too small
     assert few.decision == "inconclusive" and few.measured == 1
+
+
+def test_the_laplace_scale_and_the_private_interval_follow_from_public_quantities() -> None:
+    from agent._federation import laplace
+
+    assert laplace_scale(n=10, epsilon=1.0, statistics=4) == pytest.approx(0.4)
+    assert laplace_scale(n=10, epsilon=1.0, statistics=4, width=2.0) == pytest.approx(0.8)
+    lo, hi = private_interval(0.1, n=100, scale=0.0)
+    assert (lo, hi) == pytest.approx((0.1 - 0.196, 0.1 + 0.196))
+    noisy = laplace(0.5)
+    draws = [noisy(0.0) for _ in range(4000)]
+    # Laplace(b): mean absolute deviation b
+    assert sum(abs(x) for x in draws) / len(draws) == pytest.approx(0.5, rel=0.1)
