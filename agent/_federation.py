@@ -3,15 +3,18 @@ tasks, answers and critiques stay in its own database (`principles._federation` 
 format and the rules).
 
 `Node.handle` and `Coordinator.run_round` exchange signed messages as bytes through a
-`Transport` (one call per node and message; a node that fails or does not answer gives
-None), so the same round runs in one process (`LocalTransport`, tests) or across machines.
+`Transport` (one batch per step of the round, a message per node; a node that fails or does
+not answer gives None), so the same round runs in one process (`LocalTransport`, tests) or
+across machines (Flower, charter/_federation_run.py).
 
 A node, on a `round` message, adopts the coordinator's head into its own store, answers a
 sample of its private training tasks, critiques the answers and drafts amendments exactly as
 the loop does (`agent._steps`), then sends the drafts (without evidence) and per-principle
-aggregates. A draft that shares an 8-word sequence with a prompt, an answer or a critique's
-rationale is held back and noted in the node's audit log. On a `candidates` message it runs
-the gate (`agent._gate.evaluate`) on its private held-out tasks and sends the figures.
+aggregates. A draft that shares an 8-word sequence with a task's prompt or reference, an
+answer or a critique's rationale is held back and noted in the node's audit log. On a
+`candidates` message it runs the gate (`agent._gate.evaluate`) on its private held-out
+tasks and sends the figures. With a privacy budget (`FederationRule.epsilon`) every number
+it sends carries Laplace noise (OpenDP) and its CIs come from public bounds only.
 
 The coordinator records every message it sends or accepts, and every decision, in its round
 log before it acts on it, so a coordinator killed mid-round resumes where it stopped, and a
@@ -137,7 +140,6 @@ class Node:
     calibrator: Calibrator | None = None
     progress: Progress = field(default_factory=NoProgress)
     say: Callable[[str], None] = lambda _m: None
-    _head: RoundBody | None = None
 
     @property
     def actor(self) -> Actor:
@@ -212,7 +214,6 @@ class Node:
                 "coordinator_signature": envelope.signature,
             },
         )
-        self._head = head
 
     def drafts(self, round_: int, head: RoundBody) -> DraftsBody:
         """Answer, critique and propose on a sample of the private training tasks."""
@@ -337,11 +338,6 @@ class Node:
         """The gate on the private held-out tasks, for each candidate that applies here."""
         head = self.store.constitution(self.constitution)
         _, heldout = self.split()
-        min_count = self._head.min_count if self._head is not None else 5
-        if len(heldout) < min_count:
-            return FiguresBody(
-                head=found.head, figures=(), unmeasured=tuple(c.key for c in found.candidates)
-            )
         drafts: list[tuple[int, Any]] = []
         unmeasured: list[str] = []
         for i, c in enumerate(found.candidates):
@@ -350,6 +346,15 @@ class Node:
                 drafts.append((i, c.draft.draft()))
             except (CharterError, ValueError):
                 unmeasured.append(c.key)
+        if len(heldout) < found.min_count or not drafts:
+            return FiguresBody(
+                head=found.head,
+                figures=(),
+                unmeasured=tuple(c.key for c in found.candidates),
+                privacy=None
+                if found.epsilon is None
+                else Privacy(epsilon=found.epsilon / 2, statistics=0),
+            )
         result = evaluate(
             self.backend,
             head,
@@ -362,7 +367,7 @@ class Node:
             progress=self.progress,
             calibrator=self.calibrator,
         )
-        epsilon = self._head.epsilon if self._head is not None else None
+        epsilon = found.epsilon
         entrenched = sorted(p.principle_id for p in head.principles if p.entrenched)
         # per candidate: before, after and each entrenched principle's effect
         statistics = len(drafts) * (2 + len(entrenched))
@@ -428,8 +433,8 @@ def _private_figure(
 ) -> CandidateFigure:
     """A candidate's figures from noisy means only: before and after with Laplace noise, the
     effect their difference, its CI and p-value from public bounds (`private_interval`), and
-    an entrenched principle counted as regressed when its noisy effect's interval lies
-    below zero."""
+    an entrenched principle counted as regressed when its noisy effect lies below zero by
+    more than the data's margin and the noise's tail."""
     noisy = laplace(scale)
     b = min(1.0, max(0.0, noisy(before)))
     a = min(1.0, max(0.0, noisy(after)))
@@ -594,7 +599,14 @@ class Coordinator:
         return found
 
     def run_round(self, transport: Transport) -> RoundSummary:
-        """Run (or resume) one round to its end."""
+        """Run (or resume) one round to its end, under the rule it started with."""
+        configured = self.rule
+        try:
+            return self._run_round(transport)
+        finally:
+            self.rule = configured
+
+    def _run_round(self, transport: Transport) -> RoundSummary:
         round_, entries = self._open_round()
         self._started = time.monotonic()
         refused: list[str] = []
@@ -609,6 +621,7 @@ class Coordinator:
                 "start",
                 {"revision": head.revision, "nodes": nodes, "rule": self.rule.model_dump()},
             )
+        self.rule = FederationRule.model_validate(start.body["rule"])
         nodes = list(start.body["nodes"])
         revision = int(start.body["revision"])
         self.say(f"round {round_}: {len(nodes)} nodes, head revision {revision}")
@@ -665,7 +678,12 @@ class Coordinator:
             candidates = [
                 c for c in merge({n: d.drafts for n, d in drafts.items()}) if c.key not in done
             ]
-            body_c = CandidatesBody(head=revision, candidates=tuple(candidates))
+            body_c = CandidatesBody(
+                head=revision,
+                candidates=tuple(candidates),
+                min_count=self.rule.min_count,
+                epsilon=self.rule.epsilon,
+            )
             c_env = seal(self.key, COORDINATOR, "candidates", round_, body_c)
             self._log(c_env)
         else:
@@ -706,14 +724,20 @@ class Coordinator:
                 n: f for n, body_f in figures.items() for f in body_f.figures if f.key == c.key
             }
             v = decide(c.key, nodes, by_node, self.rule)
-            amendment = self._amend(round_, c, v, by_node) if v.decision == "accepted" else None
             body_d: dict[str, Any] = {
                 "key": c.key,
                 "decision": v.decision,
                 "verdict": v.model_dump(mode="json"),
                 "figures": {n: f.model_dump(mode="json") for n, f in sorted(by_node.items())},
-                "amendment": amendment.id if amendment is not None else None,
             }
+            amendment = None
+            if v.decision == "accepted":
+                try:
+                    amendment = self._amend(round_, c, v, by_node)
+                except CharterError as exc:  # it no longer applies to the head, or the policy
+                    body_d["not_proposed"] = str(exc)
+                    self.say(f"round {round_}: {c.key} accepted but not proposed: {exc}")
+            body_d["amendment"] = amendment.id if amendment is not None else None
             if amendment is not None and amendment.status == "applied":
                 applied.append(amendment.id)
                 body_d["applied"] = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,14 +87,8 @@ class Sampler:
                 kind = next((k for k, mark in KINDS.items() if mark in cmd), None)
                 if kind is None or (self.root not in cmd and self.root not in environ):
                     continue
-                node = next(
-                    (
-                        p.split("/")[0]
-                        for p in (cmd + " " + environ).split(self.root + "/")[1:]
-                        if p.startswith("node-")
-                    ),
-                    "?",
-                )
+                found = re.search(re.escape(self.root) + r"/(node-\d+)", cmd + " " + environ)
+                node = found.group(1) if found else "?"
                 rss = next(
                     (
                         int(line.split()[1]) / 1024

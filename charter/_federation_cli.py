@@ -39,13 +39,18 @@ TimeoutOption = Annotated[
 
 
 def _nodes(values: list[str]) -> dict[str, str]:
+    """`--node NAME=PUBLIC_KEY` values, checked before anything is written."""
+    import re
+
     from principles import InvalidInput
 
     found: dict[str, str] = {}
     for v in values:
         name, sep, key = v.partition("=")
-        if not sep or not name or not key:
-            raise InvalidInput(f"--node takes NAME=PUBLIC_KEY, not {v!r}")
+        if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            raise InvalidInput(f"--node takes NAME=PUBLIC_KEY (a lower-case name), not {v!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            raise InvalidInput(f"--node {name}: the public key is 64 hex digits, not {key!r}")
         found[name] = key
     return found
 
@@ -125,12 +130,13 @@ def coordinator(
     from principles import SYSTEM, FederationRule, default_seed, public_hex
     from store import Store
 
+    admitted = _nodes(node or [])
     folder.mkdir(parents=True, exist_ok=True)
     private = key_file(folder / "coordinator.key")
     with Store(f"sqlite:///{folder / 'charter.db'}") as store:
         if not store.exists():
             store.init(default_seed())
-        for name, public in _nodes(node or []).items():
+        for name, public in admitted.items():
             store.register_node(name, public, SYSTEM)
         say(f"coordinator public key {public_hex(private)}")
         c = Coordinator(

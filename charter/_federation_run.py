@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
@@ -311,11 +311,16 @@ class Plan:
 def prepare(plan: Plan) -> tuple[str, dict[str, str]]:
     """Lay out the folders, keys and databases; register the nodes. The coordinator's public
     key and each node's."""
+    from agent import load_tasks
     from principles import default_seed
     from store import Store
 
     if len(plan.tasks) not in (1, plan.nodes):
         raise InvalidInput(f"give one task file, or one per node ({plan.nodes})")
+    for source in plan.tasks:  # every file is read before anything is written
+        if not source.exists():
+            raise InvalidInput(f"no such task file: {source}")
+        load_tasks(str(source))
     coordinator = plan.root / "coordinator"
     coordinator.mkdir(parents=True, exist_ok=True)
     ckey = public_hex(key_file(coordinator / "coordinator.key"))
@@ -331,8 +336,6 @@ def prepare(plan: Plan) -> tuple[str, dict[str, str]]:
             keys[name] = public_hex(key_file(folder / "node.key"))
             source = plan.tasks[i] if len(plan.tasks) == plan.nodes else plan.tasks[0]
             if not (folder / "tasks.jsonl").exists():
-                if not source.exists():
-                    raise InvalidInput(f"no such task file: {source}")
                 shutil.copyfile(source, folder / "tasks.jsonl")
             store.register_node(name, keys[name], admin)
     return ckey, keys
@@ -483,14 +486,3 @@ def simulate(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
     summary["wall_s"] = round(time.monotonic() - started, 1)
     summary["dir"] = str(plan.root)
     return summary
-
-
-@contextlib.contextmanager
-def opened(path: Path) -> Iterator[Any]:
-    from store import Store
-
-    store = Store(f"sqlite:///{path}")
-    try:
-        yield store
-    finally:
-        store.close()

@@ -271,8 +271,13 @@ class Candidate(_Frozen):
 
 
 class CandidatesBody(_Frozen):
+    """The merged drafts each node measures, with the round's rule again (a node restarted
+    since the round began still knows it)."""
+
     head: int = Field(ge=1)
     candidates: tuple[Candidate, ...]
+    min_count: int = Field(default=5, ge=1)
+    epsilon: float | None = Field(default=None, gt=0.0)
 
 
 class CandidateFigure(_Frozen):

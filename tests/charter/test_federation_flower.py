@@ -178,3 +178,44 @@ def test_two_nodes_with_the_default_model_finish_a_round_on_flower(tmp_path: Pat
             assert sent == (["drafts", "figures"] if only["candidates"] else ["drafts"])
     with Store(f"sqlite:///{root / 'coordinator' / 'charter.db'}") as coordinator:
         assert coordinator.verify().status == "intact"
+
+
+def charter(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "charter.cli", "federation", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bad_federation_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    files = write_tasks(tmp_path / "private", 2)
+    missing = charter(
+        "simulate",
+        "--dir",
+        str(tmp_path / "fed"),
+        "--nodes",
+        "2",
+        "--tasks",
+        f"{files[0]},{tmp_path / 'nope.jsonl'}",
+        "--model",
+        "scripted:loop",
+    )
+    assert missing.returncode == 4
+    assert missing.stderr.strip().splitlines() == [
+        f"error: no such task file: {tmp_path / 'nope.jsonl'}"
+    ]
+    assert not (tmp_path / "fed").exists()
+
+    bad_node = charter("coordinator", "--dir", str(tmp_path / "c"), "--node", "org-a")
+    assert bad_node.returncode == 4 and "NAME=PUBLIC_KEY" in bad_node.stderr
+    bad_key = charter("coordinator", "--dir", str(tmp_path / "c"), "--node", "org-a=00ff")
+    assert bad_key.returncode == 4 and len(bad_key.stderr.strip().splitlines()) == 1
+    assert "64 hex digits" in bad_key.stderr and not (tmp_path / "c").exists()
+
+    key = charter("key", "--dir", str(tmp_path / "n"))
+    assert key.returncode == 0 and len(key.stdout.strip()) == 64
+    assert charter("key", "--dir", str(tmp_path / "n")).stdout == key.stdout  # kept
+    assert (tmp_path / "n" / "node.key").stat().st_mode & 0o077 == 0
