@@ -535,6 +535,37 @@ class Coordinator:
             FEDERATION,
         )
 
+    def _once(
+        self, entries: Sequence[FederationLogEntry], round_: int, kind: Any, body: Callable[[], Any]
+    ) -> Envelope:
+        """The round's `kind` message as first sent (from the log on resume), else `body()`
+        sealed and logged now: a resumed round resends exactly what it sent."""
+        sent = next((e for e in entries if e.kind == kind), None)
+        if sent is not None:
+            return Envelope(
+                sender=COORDINATOR,
+                kind=kind,
+                round=round_,
+                body=sent.body,
+                signature=sent.signature,
+            )
+        envelope = seal(self.key, COORDINATOR, kind, round_, body())
+        self._log(envelope)
+        return envelope
+
+    def _head_body(self, revision: int, model: type[Any], **extra: Any) -> Any:
+        """Revision `revision` as a RoundBody (or RevisionBody) with the rule's settings."""
+        at = self.store.constitution(self.constitution, at=revision)
+        return model(
+            constitution=self.constitution,
+            revision=revision,
+            hash=self.store.revision(revision, self.constitution).hash,
+            principles=tuple(p.as_principle() for p in at.principles),
+            min_count=self.rule.min_count,
+            epsilon=self.rule.epsilon,
+            **extra,
+        )
+
     def accepted_keys(self) -> dict[str, int]:
         """Every key accepted so far, with its round."""
         return {
@@ -627,27 +658,9 @@ class Coordinator:
         self.say(f"round {round_}: {len(nodes)} nodes, head revision {revision}")
         needed = decide("", nodes, {}, self.rule).needed
 
-        sent = next((e for e in entries if e.kind == "round"), None)
-        if sent is None:
-            head = self.store.constitution(self.constitution, at=revision)
-            body = RoundBody(
-                constitution=self.constitution,
-                revision=revision,
-                hash=self.store.revision(revision, self.constitution).hash,
-                principles=tuple(p.as_principle() for p in head.principles),
-                min_count=self.rule.min_count,
-                epsilon=self.rule.epsilon,
-            )
-            envelope = seal(self.key, COORDINATOR, "round", round_, body)
-            self._log(envelope)
-        else:
-            envelope = Envelope(
-                sender=COORDINATOR,
-                kind="round",
-                round=round_,
-                body=sent.body,
-                signature=sent.signature,
-            )
+        envelope = self._once(
+            entries, round_, "round", lambda: self._head_body(revision, RoundBody)
+        )
         drafts: dict[str, DraftsBody] = {
             e.sender: DraftsBody.model_validate(e.body) for e in entries if e.kind == "drafts"
         }
@@ -672,29 +685,19 @@ class Coordinator:
                 f"only {len(drafts)} of {len(nodes)} nodes answered; the quorum needs {needed}",
             )
 
-        sent = next((e for e in entries if e.kind == "candidates"), None)
-        if sent is None:
+        def merged() -> CandidatesBody:
             done = self.accepted_keys()
-            candidates = [
-                c for c in merge({n: d.drafts for n, d in drafts.items()}) if c.key not in done
-            ]
-            body_c = CandidatesBody(
+            return CandidatesBody(
                 head=revision,
-                candidates=tuple(candidates),
+                candidates=tuple(
+                    c for c in merge({n: d.drafts for n, d in drafts.items()}) if c.key not in done
+                ),
                 min_count=self.rule.min_count,
                 epsilon=self.rule.epsilon,
             )
-            c_env = seal(self.key, COORDINATOR, "candidates", round_, body_c)
-            self._log(c_env)
-        else:
-            c_env = Envelope(
-                sender=COORDINATOR,
-                kind="candidates",
-                round=round_,
-                body=sent.body,
-                signature=sent.signature,
-            )
-            candidates = list(CandidatesBody.model_validate(sent.body).candidates)
+
+        c_env = self._once(entries, round_, "candidates", merged)
+        candidates = list(CandidatesBody.model_validate(c_env.body).candidates)
         self.say(f"round {round_}: {len(candidates)} candidates")
         if not candidates:
             return self._end(
@@ -821,12 +824,9 @@ class Coordinator:
     ) -> RoundSummary:
         head = self.store.constitution(self.constitution)
         if transport is not None and head.revision != revision:
-            body = RevisionBody(
-                constitution=self.constitution,
-                revision=head.revision,
-                hash=self.store.revision(head.revision, self.constitution).hash,
-                principles=tuple(p.as_principle() for p in head.principles),
-                min_count=self.rule.min_count,
+            body = self._head_body(
+                head.revision,
+                RevisionBody,
                 accepted=tuple(v.key for v in verdicts if v.decision == "accepted"),
             )
             envelope = seal(self.key, COORDINATOR, "revision", round_, body)

@@ -36,6 +36,29 @@ TimeoutOption = Annotated[
     float,
     typer.Option("--timeout", min=1.0, help="seconds a node may take to answer one message"),
 ]
+ModelOption = Annotated[str, typer.Option("--model", help="the backend URI")]
+RoundsOption = Annotated[int, typer.Option("--rounds", min=1, help="rounds to run")]
+EpsilonOption = Annotated[
+    float | None,
+    typer.Option("--epsilon", min=0.001, help="each node's differential-privacy budget per round"),
+]
+# a node's work per round (node, and simulate for every node)
+TrainOption = Annotated[
+    int, typer.Option("--train", min=1, help="training tasks a node answers per round")
+]
+HeldoutOption = Annotated[
+    int, typer.Option("--heldout", min=1, help="held-out tasks a node's gate uses")
+]
+TokensOption = Annotated[int, typer.Option("--max-new-tokens", min=8, help="tokens per answer")]
+ProposalsOption = Annotated[
+    int, typer.Option("--proposals", min=0, help="drafts per node and round, at most")
+]
+ParaphrasesOption = Annotated[
+    int, typer.Option("--paraphrases", min=1, max=3, help="judge paraphrases per judgment")
+]
+RationalesOption = Annotated[
+    int, typer.Option("--rationales", min=0, help="critique rationales per node and round")
+]
 
 
 def _nodes(values: list[str]) -> dict[str, str]:
@@ -100,7 +123,7 @@ def coordinator(
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT the ServerApp relay calls")
     ] = "127.0.0.1:8801",
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="rounds to run")] = 1,
+    rounds: RoundsOption = 1,
     mode: Annotated[
         Mode, typer.Option("--mode", help="review: a person approves accepted drafts here")
     ] = Mode.review,
@@ -113,12 +136,7 @@ def coordinator(
     min_count: Annotated[
         int, typer.Option("--min-count", min=1, help="least items behind a shared aggregate")
     ] = 5,
-    epsilon: Annotated[
-        float | None,
-        typer.Option(
-            "--epsilon", min=0.001, help="each node's differential-privacy budget per round"
-        ),
-    ] = None,
+    epsilon: EpsilonOption = None,
     timeout: TimeoutOption = 1800.0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -163,29 +181,17 @@ def node(
         str, typer.Option("--coordinator-key", help="the coordinator's public key (hex)")
     ],
     tasks: Annotated[Path, typer.Option("--tasks", help="this node's private tasks (JSONL)")],
-    model: Annotated[str, typer.Option("--model", help="the backend URI")] = "default",
+    model: ModelOption = "default",
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT the ClientApp relay calls")
     ] = "127.0.0.1:8810",
-    train: Annotated[
-        int, typer.Option("--train", min=1, help="training tasks answered per round")
-    ] = 8,
-    heldout: Annotated[
-        int, typer.Option("--heldout", min=1, help="held-out tasks the gate uses")
-    ] = 6,
+    train: TrainOption = 8,
+    heldout: HeldoutOption = 6,
     seed: Annotated[int, typer.Option("--seed", help="task sampling and generation seed")] = 0,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", min=8, help="tokens per answer")
-    ] = 160,
-    proposals: Annotated[
-        int, typer.Option("--proposals", min=0, help="drafts per round, at most")
-    ] = 2,
-    paraphrases: Annotated[
-        int, typer.Option("--paraphrases", min=1, max=3, help="judge paraphrases per judgment")
-    ] = 2,
-    rationales: Annotated[
-        int, typer.Option("--rationales", min=0, help="critique rationales per round, at most")
-    ] = 8,
+    max_new_tokens: TokensOption = 160,
+    proposals: ProposalsOption = 2,
+    paraphrases: ParaphrasesOption = 2,
+    rationales: RationalesOption = 8,
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads of a local model")
     ] = None,
@@ -202,8 +208,6 @@ def node(
     from principles import InvalidInput, RunConfig, public_hex
     from store import Store
 
-    folder.mkdir(parents=True, exist_ok=True)
-    private = key_file(folder / "node.key")
     found = load_tasks(str(tasks))
     config = RunConfig(
         model=model,
@@ -217,6 +221,8 @@ def node(
     )
     if len(found) <= heldout:
         raise InvalidInput(f"{tasks} has {len(found)} tasks: more than --heldout {heldout} needed")
+    folder.mkdir(parents=True, exist_ok=True)
+    private = key_file(folder / "node.key")
     store = Store(f"sqlite:///{folder / 'charter.db'}")
     say(f"node {name} public key {public_hex(private)}; loading model {model} ...")
     local = model.split(":", 1)[0].split("?", 1)[0] in LOCAL_SCHEMES
@@ -244,36 +250,19 @@ def node(
 def simulate(
     folder: DirOption,
     nodes: Annotated[int, typer.Option("--nodes", min=2, help="how many nodes")] = 3,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="rounds to run")] = 1,
+    rounds: RoundsOption = 1,
     tasks: Annotated[
         str, typer.Option("--tasks", help="task files, comma-separated: one, or one per node")
     ] = "builtin",
-    model: Annotated[str, typer.Option("--model", help="every node's backend URI")] = "default",
+    model: ModelOption = "default",
     mode: Annotated[Mode, typer.Option("--mode", help="the coordinator's mode")] = Mode.review,
-    train: Annotated[
-        int, typer.Option("--train", min=1, help="training tasks each node answers per round")
-    ] = 8,
-    heldout: Annotated[
-        int, typer.Option("--heldout", min=1, help="held-out tasks each node's gate uses")
-    ] = 6,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", min=8, help="tokens per answer")
-    ] = 160,
-    proposals: Annotated[
-        int, typer.Option("--proposals", min=0, help="drafts per node and round, at most")
-    ] = 2,
-    paraphrases: Annotated[
-        int, typer.Option("--paraphrases", min=1, max=3, help="judge paraphrases per judgment")
-    ] = 2,
-    rationales: Annotated[
-        int, typer.Option("--rationales", min=0, help="critique rationales per node and round")
-    ] = 8,
-    epsilon: Annotated[
-        float | None,
-        typer.Option(
-            "--epsilon", min=0.001, help="each node's differential-privacy budget per round"
-        ),
-    ] = None,
+    train: TrainOption = 8,
+    heldout: HeldoutOption = 6,
+    max_new_tokens: TokensOption = 160,
+    proposals: ProposalsOption = 2,
+    paraphrases: ParaphrasesOption = 2,
+    rationales: RationalesOption = 8,
+    epsilon: EpsilonOption = None,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="CPU threads per node (default: cores / nodes)"),
