@@ -59,7 +59,6 @@ class FederationRule(_Frozen):
 
     share: float = Field(default=2 / 3, gt=0.0, le=1.0)
     min_count: int = Field(default=5, ge=1)
-    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     epsilon: float | None = Field(
         default=None,
         gt=0.0,
@@ -137,7 +136,10 @@ def private_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def load_private(pem: bytes) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("the key file is not an unencrypted PEM private key") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput("the key file does not hold an Ed25519 private key")
     return key

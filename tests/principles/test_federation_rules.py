@@ -140,3 +140,12 @@ def test_the_laplace_scale_and_the_private_interval_follow_from_public_quantitie
     draws = [noisy(0.0) for _ in range(4000)]
     # Laplace(b): mean absolute deviation b
     assert sum(abs(x) for x in draws) / len(draws) == pytest.approx(0.5, rel=0.1)
+
+
+def test_a_key_file_that_is_not_an_ed25519_pem_key_is_one_clear_error() -> None:
+    from principles import load_private, private_pem
+
+    key = new_key()
+    assert public_hex(load_private(private_pem(key))) == public_hex(key)
+    with pytest.raises(InvalidInput, match="not an unencrypted PEM private key"):
+        load_private(b"-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
