@@ -170,6 +170,13 @@ def judge(
     return [combine(p.principle.id, o, calibrator) for p, o in zip(pairs, seen, strict=True)]
 
 
+def lowest(judgments: Sequence[Judgment], threshold: float, limit: int) -> list[int]:
+    """The indexes of the judgments below `threshold`, lowest score first, at most `limit`:
+    the ones worth a written rationale."""
+    below = (i for i, j in enumerate(judgments) if j.score < threshold)
+    return sorted(below, key=lambda i: (judgments[i].score, i))[:limit]
+
+
 def rationales(
     backend: Backend,
     constitution: Sequence[Principle],

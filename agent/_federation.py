@@ -238,10 +238,7 @@ class Node:
             self.progress,
             self.calibrator,
         )
-        low = sorted(
-            (i for i, j in enumerate(judgments) if j.score < self.config.threshold),
-            key=lambda i: (judgments[i].score, i),
-        )[: self.config.max_rationales]
+        low = _critic.lowest(judgments, self.config.threshold, self.config.max_rationales)
         notes = _critic.rationales(
             self.backend,
             principles,
@@ -671,19 +668,8 @@ class Coordinator:
                 drafts[node] = got
                 self.say(f"round {round_}: {node} sent {len(got.drafts)} drafts")
         if len(drafts) < needed:
-            return self._end(
-                round_,
-                "inconclusive",
-                revision,
-                nodes,
-                drafts,
-                [],
-                [],
-                [],
-                [],
-                refused,
-                f"only {len(drafts)} of {len(nodes)} nodes answered; the quorum needs {needed}",
-            )
+            reason = f"only {len(drafts)} of {len(nodes)} nodes answered; the quorum needs {needed}"
+            return self._end(round_, "inconclusive", reason, revision, nodes, drafts, refused)
 
         def merged() -> CandidatesBody:
             done = self.accepted_keys()
@@ -700,9 +686,7 @@ class Coordinator:
         candidates = list(CandidatesBody.model_validate(c_env.body).candidates)
         self.say(f"round {round_}: {len(candidates)} candidates")
         if not candidates:
-            return self._end(
-                round_, "completed", revision, nodes, drafts, [], [], [], [], refused, "no drafts"
-            )
+            return self._end(round_, "completed", "no drafts", revision, nodes, drafts, refused)
 
         figures: dict[str, FiguresBody] = {
             e.sender: FiguresBody.model_validate(e.body) for e in entries if e.kind == "figures"
@@ -763,16 +747,16 @@ class Coordinator:
         return self._end(
             round_,
             status,
+            f"{sum(v.decision == 'accepted' for v in verdicts)} of {len(verdicts)} accepted",
             revision,
             nodes,
             drafts,
-            candidates,
-            verdicts,
-            amendments,
-            applied,
             refused,
-            f"{sum(v.decision == 'accepted' for v in verdicts)} of {len(verdicts)} accepted",
-            transport,
+            candidates=candidates,
+            verdicts=verdicts,
+            amendments=amendments,
+            applied=applied,
+            transport=transport,
         )
 
     def _amend(
@@ -811,17 +795,19 @@ class Coordinator:
         self,
         round_: int,
         status: str,
+        reason: str,
         revision: int,
         nodes: list[str],
         drafts: Mapping[str, DraftsBody],
-        candidates: Sequence[Candidate],
-        verdicts: list[Ruling],
-        amendments: list[int],
-        applied: list[int],
         refused: list[str],
-        reason: str,
+        *,
+        candidates: Sequence[Candidate] = (),
+        verdicts: Sequence[Ruling] = (),
+        amendments: Sequence[int] = (),
+        applied: Sequence[int] = (),
         transport: Transport | None = None,
     ) -> RoundSummary:
+        """Record the round's end; with a `transport`, send a new head to the nodes first."""
         head = self.store.constitution(self.constitution)
         if transport is not None and head.revision != revision:
             body = self._head_body(
@@ -841,9 +827,9 @@ class Coordinator:
             nodes=nodes,
             answered=sorted(drafts),
             candidates=len(candidates),
-            verdicts=verdicts,
-            amendments=amendments,
-            applied=applied,
+            verdicts=list(verdicts),
+            amendments=list(amendments),
+            applied=list(applied),
             refused=refused,
             seconds=round(time.monotonic() - self._started, 2),
         )

@@ -138,10 +138,7 @@ def step_critique(loop: Loop, iteration: int) -> None:
         loop.backend, principles, pairs, paraphrases, loop.progress, loop.calibrator
     )
     threshold = loop.config.threshold
-    low = sorted(
-        (i for i, j in enumerate(judgments) if j.score < threshold),
-        key=lambda i: (judgments[i].score, i),
-    )[: loop.config.max_rationales]
+    low = _critic.lowest(judgments, threshold, loop.config.max_rationales)
     notes = _critic.rationales(
         loop.backend,
         principles,

@@ -35,6 +35,17 @@ def write_tasks(folder: Path, nodes: int) -> list[Path]:
     return files
 
 
+def charter(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`charter federation ARGS` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "charter.cli", "federation", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def contents(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
 
@@ -45,35 +56,26 @@ def test_a_federation_on_flower_keeps_each_nodes_data_at_home_and_survives_a_los
 ) -> None:
     files = write_tasks(tmp_path / "private", 3)
     root = tmp_path / "fed"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "charter.cli",
-            "federation",
-            "simulate",
-            "--dir",
-            str(root),
-            "--nodes",
-            "3",
-            "--rounds",
-            "2",
-            "--tasks",
-            ",".join(map(str, files)),
-            "--model",
-            "scripted:loop",
-            "--mode",
-            "autonomous",
-            "--timeout",
-            "120",
-            "--fail-after",
-            "2:4",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    done = charter(
+        "simulate",
+        "--dir",
+        str(root),
+        "--nodes",
+        "3",
+        "--rounds",
+        "2",
+        "--tasks",
+        ",".join(map(str, files)),
+        "--model",
+        "scripted:loop",
+        "--mode",
+        "autonomous",
+        "--timeout",
+        "120",
+        "--fail-after",
+        "2:4",
+        "--json",
         timeout=600,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout)
@@ -121,43 +123,34 @@ def test_a_federation_on_flower_keeps_each_nodes_data_at_home_and_survives_a_los
 def test_two_nodes_with_the_default_model_finish_a_round_on_flower(tmp_path: Path) -> None:
     files = write_tasks(tmp_path / "private", 2)
     root = tmp_path / "fed"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "charter.cli",
-            "federation",
-            "simulate",
-            "--dir",
-            str(root),
-            "--nodes",
-            "2",
-            "--rounds",
-            "1",
-            "--tasks",
-            ",".join(map(str, files)),
-            "--model",
-            "default",
-            "--train",
-            "5",
-            "--heldout",
-            "5",
-            "--max-new-tokens",
-            "24",
-            "--proposals",
-            "1",
-            "--paraphrases",
-            "1",
-            "--rationales",
-            "2",
-            "--timeout",
-            "900",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    done = charter(
+        "simulate",
+        "--dir",
+        str(root),
+        "--nodes",
+        "2",
+        "--rounds",
+        "1",
+        "--tasks",
+        ",".join(map(str, files)),
+        "--model",
+        "default",
+        "--train",
+        "5",
+        "--heldout",
+        "5",
+        "--max-new-tokens",
+        "24",
+        "--proposals",
+        "1",
+        "--paraphrases",
+        "1",
+        "--rationales",
+        "2",
+        "--timeout",
+        "900",
+        "--json",
         timeout=1500,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (only,) = json.loads(done.stdout)["rounds"]
@@ -178,16 +171,6 @@ def test_two_nodes_with_the_default_model_finish_a_round_on_flower(tmp_path: Pat
             assert sent == (["drafts", "figures"] if only["candidates"] else ["drafts"])
     with Store(f"sqlite:///{root / 'coordinator' / 'charter.db'}") as coordinator:
         assert coordinator.verify().status == "intact"
-
-
-def charter(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "charter.cli", "federation", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_bad_federation_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
